@@ -1,0 +1,215 @@
+"""The one DataModule of the project: HumanML3D, KIT-ML (Guo or TMR layout), several at once for joint training."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from motion_text.data.dataset import EpochSeededSampler, MotionTextDataset, Source, collate_motion_text
+from motion_text.data.features import layout_for
+from motion_text.data.readers import DataError, SplitData, read_guo_split, read_tmr_split
+from motion_text.data.skeleton import HUMANML3D, Skeleton, get_skeleton
+
+__all__ = ["DatasetSpec", "MotionTextDataModule", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+
+_STAGES = ("train", "val", "test")
+_SOURCES = {
+    "humanml3d": "HumanML3D: https://github.com/EricGuo5513/HumanML3D (build new_joint_vecs/ with its scripts)",
+    "kitml": "KIT-ML in HumanML3D's processed format: https://github.com/EricGuo5513/HumanML3D",
+}
+
+
+def default_cache_dir() -> Path:
+    """Where generated synthetic datasets live: ``$MOTION_TEXT_CACHE`` or ``~/.cache/motion_text``."""
+    return Path(os.environ.get("MOTION_TEXT_CACHE", Path.home() / ".cache" / "motion_text"))
+
+
+@dataclass
+class DatasetSpec:
+    """One dataset of the DataModule.
+
+    name: ``humanml3d`` or ``kitml``.
+    root: folder of the dataset; for synthetic data, optional (a cache folder is used).
+    layout: ``guo`` (new_joint_vecs/, texts/, Mean.npy ...) or ``tmr`` (annotations.json, motions/, splits/, stats/;
+        263-d on the 22-joint skeleton for both datasets, as TMR and MoT++ use for joint training).
+    stages: which of train / val / test this dataset serves (joint training: KIT-ML ``[train]`` +
+        HumanML3D ``[train, val, test]``).
+    synthetic: if > 0, generate that many synthetic motions into ``root`` when it does not exist yet.
+    synthetic_seed: seed of the generator.
+    """
+
+    name: str = "humanml3d"
+    root: str | None = None
+    layout: str = "guo"
+    stages: list[str] = field(default_factory=lambda: list(_STAGES))
+    synthetic: int = 0
+    synthetic_seed: int = 0
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return HUMANML3D if self.layout == "tmr" else get_skeleton(self.name)
+
+    def resolved_root(self) -> Path:
+        if self.root:
+            return Path(self.root).expanduser()
+        if self.synthetic > 0:
+            return default_cache_dir() / "synthetic" / (
+                f"{self.name}_{self.layout}_{self.synthetic}_s{self.synthetic_seed}")
+        raise ValueError(f"dataset {self.name!r}: no root given (set data.datasets[].root)")
+
+
+class MotionTextDataModule(L.LightningDataModule):
+    """Motion-text data for every method.
+
+    Parameters
+    ----------
+    datasets: one or several :class:`DatasetSpec`. Several with the ``train`` stage = joint-dataset training; all must
+        share one feature layout (use ``layout: tmr`` for HumanML3D + KIT-ML), each is normalised by its own stats.
+    batch_size / eval_batch_size: per-process batch sizes.
+    num_workers: DataLoader workers.
+    max_len: crop length in frames (random crop in training, first frames in evaluation); ``null`` = no crop.
+    min_len / max_len_filter: override the reference length filter (HumanML3D 40 <= T < 200, KIT-ML 24 <= T < 200).
+    sample_unit: ``motion`` (one sample per motion, random caption) or ``pair`` (one per (motion, caption) pair).
+    seed: seed of shuffling, crops and caption choice (combined with epoch and index).
+    joints: also return the joints view (B, T, J, 3) (from ``new_joints/`` or ``recover_from_ric``).
+    include_mirrors_in_test: keep HumanML3D's mirrored ``M`` copies in the test gallery (the reference does).
+    strict: turn every counted skip into an error.
+    allow_missing: skip (and count) ids of a split file whose motion file is missing instead of failing.
+    predict_split: split used by ``predict``.
+    """
+
+    def __init__(self, datasets: list[DatasetSpec] | None = None, batch_size: int = 32,
+                 eval_batch_size: int | None = None, num_workers: int = 2, max_len: int | None = 200,
+                 min_len: int | None = None, max_len_filter: int | None = None, sample_unit: str = "motion",
+                 seed: int = 1234, joints: bool = False, include_mirrors_in_test: bool = True, strict: bool = False,
+                 allow_missing: bool = False, predict_split: str = "test") -> None:
+        super().__init__()
+        self.specs = list(datasets) if datasets else [DatasetSpec()]
+        for s in self.specs:
+            if s.name not in _SOURCES:
+                raise ValueError(f"unknown dataset {s.name!r}; known: {sorted(_SOURCES)}")
+            if s.layout not in ("guo", "tmr"):
+                raise ValueError(f"dataset {s.name!r}: layout must be 'guo' or 'tmr', got {s.layout!r}")
+            bad = set(s.stages) - set(_STAGES)
+            if bad:
+                raise ValueError(f"dataset {s.name!r}: unknown stages {sorted(bad)}; expected {list(_STAGES)}")
+        dims = {layout_for(s.skeleton).dim for s in self.specs}
+        if len(dims) > 1:
+            raise ValueError(
+                f"datasets {[s.name for s in self.specs]} have different feature layouts {sorted(dims)}; joint "
+                "training needs one layout: use layout: tmr (263-d on the 22-joint skeleton) for every dataset")
+        if sample_unit not in ("motion", "pair"):
+            raise ValueError(f"sample_unit must be 'motion' or 'pair', got {sample_unit!r}")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.max_len = num_workers, max_len
+        self.min_len, self.max_len_filter = min_len, max_len_filter
+        self.sample_unit, self.seed, self.joints = sample_unit, seed, joints
+        self.include_mirrors_in_test, self.strict, self.allow_missing = include_mirrors_in_test, strict, allow_missing
+        self.predict_split = predict_split
+        self.datasets: dict[str, MotionTextDataset] = {}
+
+    # ---- facts linked into the models (known without reading any file) -------------------------------------------
+    @property
+    def skeleton(self) -> Skeleton:
+        return self.specs[0].skeleton
+
+    @property
+    def feature_dim(self) -> int:
+        return layout_for(self.skeleton).dim
+
+    @property
+    def num_joints(self) -> int:
+        return self.skeleton.num_joints
+
+    @property
+    def skeleton_name(self) -> str:
+        return self.skeleton.name
+
+    @property
+    def fps(self) -> float:
+        return self.skeleton.fps
+
+    # ---- Lightning hooks ----------------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        for spec in self.specs:
+            root = spec.resolved_root()
+            if spec.synthetic > 0 and not _complete(root, spec.layout):
+                from motion_text.data.synthetic import generate_dataset
+
+                log.info("generating synthetic %s (%d motions) into %s", spec.name, spec.synthetic, root)
+                generate_dataset(root, spec.name, spec.synthetic, spec.synthetic_seed, layout=spec.layout)
+            elif not root.exists():
+                raise DataError(
+                    f"{root}: dataset root of {spec.name!r} not found. Expected the {spec.layout} layout "
+                    f"({'new_joint_vecs/, texts/, Mean.npy, Std.npy, train/val/test.txt' if spec.layout == 'guo' else 'annotations.json, motions/, splits/, stats/'}). "
+                    f"Data source: {_SOURCES[spec.name]}. Or try the synthetic config: "
+                    f"--data=synthetic_{spec.name}.yaml / `motion-text synth --format {spec.name} --out {root}`")
+
+    def read_split(self, spec: DatasetSpec, split: str) -> SplitData:
+        lengths = None
+        if self.min_len is not None or self.max_len_filter is not None:
+            from motion_text.data.readers import GUO_LENGTHS
+
+            d_min, d_max = GUO_LENGTHS.get(spec.skeleton.name, (40, 200))
+            lengths = (self.min_len or d_min, self.max_len_filter or d_max)
+        include_mirrors = self.include_mirrors_in_test or split != "test"
+        reader = read_guo_split if spec.layout == "guo" else read_tmr_split
+        kwargs = {"length_filter": split != "test"} if spec.layout == "tmr" else {}
+        return reader(spec.resolved_root(), split, spec.skeleton, lengths=lengths, strict=self.strict,
+                      allow_missing=self.allow_missing, include_mirrors=include_mirrors, **kwargs)
+
+    def _build(self, split: str) -> MotionTextDataset:
+        if split in self.datasets:
+            return self.datasets[split]
+        stage = split if split in _STAGES else "test"
+        sources = []
+        for i, spec in enumerate(self.specs):
+            if stage not in spec.stages:
+                continue
+            data = self.read_split(spec, split)
+            sources.append(Source(spec.name, data.items, data.mean, data.std, spec.skeleton.num_joints, i))
+        if not sources:
+            raise ValueError(f"no dataset serves the {stage!r} stage; set stages in data.datasets")
+        if sum(len(s.items) for s in sources) == 0:
+            raise DataError(f"split {split!r} of {[s.name for s in sources]} is empty after filtering")
+        train = split == "train"
+        ds = MotionTextDataset(sources, train=train, max_len=self.max_len, seed=self.seed,
+                               sample_unit=self.sample_unit if train else "motion", joints=self.joints)
+        self.datasets[split] = ds
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": (self.predict_split,)}
+        for split in wanted.get(stage, ("train", "val", "test")):
+            self._build(split)
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        ds = self._build(split)
+        sampler = EpochSeededSampler(len(ds), shuffle=shuffle, seed=self.seed)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_motion_text, persistent_workers=self.num_workers > 0,
+                          drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split, False, self.eval_batch_size)
+
+
+def _complete(root: Path, layout: str) -> bool:
+    marker = root / ("test.txt" if layout == "guo" else "splits/test.txt")
+    return marker.exists()

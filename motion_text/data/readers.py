@@ -1,0 +1,301 @@
+"""Readers for the real on-disk layouts of HumanML3D / KIT-ML (Guo et al.) and TMR.
+
+Both turn one split into a list of :class:`MotionItem` (a frame range of a feature file plus its captions) and the
+dataset's normalisation statistics. Structural problems (missing root, split file or statistics, wrong feature
+dimension, unreadable motion file) raise :class:`DataError` naming the file; per-item defects that the reference loaders
+drop (too short / too long, no usable caption, bad span) are skipped, counted by reason and reported once per split,
+or raised with ``strict=True``.
+
+Sub-motion captions: a caption with a non-zero ``start#end`` span (seconds) describes the frames
+``[int(start * fps), int(end * fps))`` and becomes its own item, as Guo et al.'s ``Text2MotionDatasetV2`` does.
+Guo et al. multiply by 20 even for KIT-ML (12.5 fps); here the dataset's own fps is used. Captions sharing the same
+span are grouped into one item (Guo et al. create one item per caption).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from motion_text.data.features import layout_for
+from motion_text.data.skeleton import Skeleton
+
+__all__ = ["DataError", "MotionItem", "SkipReport", "SplitData", "read_guo_split", "read_tmr_split",
+           "load_stats", "parse_caption_line", "check_motion_file", "GUO_LENGTHS"]
+
+log = logging.getLogger(__name__)
+
+#: default length filter (min_len, max_len) in frames of Guo et al.'s loaders: 40 <= T < 200 (t2m), 24 <= T < 200 (kit)
+GUO_LENGTHS = {"humanml3d": (40, 200), "kitml": (24, 200)}
+
+
+class DataError(ValueError):
+    """A dataset file is missing or malformed; the message names the file, what was expected and what was found."""
+
+
+@dataclass
+class MotionItem:
+    key: str  # unique key id of the item (sub-motions: ``<id>_<start>_<end>`` in frames)
+    motion_id: str  # the file's id
+    path: Path  # feature file (T, D)
+    start: int  # frame range in the file
+    end: int
+    captions: list[str]
+    joints_path: Path | None = None  # (T, J, 3) positions when the layout ships them
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    @property
+    def is_mirror(self) -> bool:
+        return self.motion_id.startswith("M")
+
+
+@dataclass
+class SkipReport:
+    """Counts of skipped items by reason, reported once per split."""
+
+    split: str
+    total: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, reason: str, where: str, strict: bool) -> None:
+        if strict:
+            raise DataError(f"{where}: {reason} (strict mode turns skips into errors)")
+        self.reasons[reason] += 1
+        self.examples.setdefault(reason, where)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.reasons.values())
+
+    def message(self) -> str:
+        parts = ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
+        return f"{self.split}: skipped {self.skipped:,} of {self.total:,}: {parts}" if self.skipped else ""
+
+    def log(self) -> None:
+        if self.skipped:
+            ex = "; ".join(f"{r}: e.g. {w}" for r, w in self.examples.items())
+            log.warning("%s (%s)", self.message(), ex)
+
+
+@dataclass
+class SplitData:
+    items: list[MotionItem]
+    mean: np.ndarray
+    std: np.ndarray
+    report: SkipReport
+
+
+def _require(path: Path, what: str, hint: str = "") -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found{(' - ' + hint) if hint else ''}")
+    return path
+
+
+def load_stats(mean_path: Path, std_path: Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Load Mean/Std (.npy, or TMR's .pt) and check shape and zeros."""
+    out = []
+    for p in (mean_path, std_path):
+        _require(p, "normalisation statistics")
+        try:
+            if p.suffix == ".pt":
+                import torch
+
+                arr = torch.load(p, map_location="cpu", weights_only=True).numpy()
+            else:
+                arr = np.load(p, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - any decoding failure is a data error naming the file
+            raise DataError(f"{p}: cannot read statistics ({type(e).__name__}: {e})") from None
+        arr = np.asarray(arr, dtype=np.float32).reshape(-1)
+        if arr.shape != (dim,):
+            raise DataError(f"{p}: expected shape ({dim},), found {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise DataError(f"{p}: contains NaN or Inf")
+        out.append(arr)
+    zeros = int((out[1] <= 0).sum())
+    if zeros:
+        raise DataError(f"{std_path}: {zeros} of {dim} entries are <= 0; normalising would divide by zero")
+    return out[0], out[1]
+
+
+def read_split_file(path: Path) -> list[str]:
+    _require(path, "split file")
+    ids = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    return [i for i in ids if i]
+
+
+def check_motion_file(path: Path, dim: int) -> int:
+    """Validate a feature file without keeping it in memory; return its frame count (raises DataError)."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"{path}: not a readable .npy motion file ({type(e).__name__}: {e})") from None
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise DataError(f"{path}: expected features of shape (T, {dim}), found {arr.shape}")
+    if arr.dtype.kind != "f":
+        raise DataError(f"{path}: expected float features, found dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: contains NaN or Inf values")
+    return int(arr.shape[0])
+
+
+def parse_caption_line(line: str) -> tuple[str, float, float]:
+    """``caption#tokens#start#end`` -> (caption, start, end); NaN tags become 0 as in Guo et al."""
+    parts = line.strip().split("#")
+    if len(parts) < 4:
+        raise ValueError(f"expected 'caption#tokens#start#end', found {len(parts)} field(s)")
+    start, end = float(parts[2]), float(parts[3])
+    start = 0.0 if np.isnan(start) else start
+    end = 0.0 if np.isnan(end) else end
+    return parts[0].strip(), start, end
+
+
+def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[tuple[str, float, float]],
+                         fps: float, lengths: tuple[int, int], report: SkipReport, strict: bool,
+                         joints_path: Path | None, where: str) -> list[MotionItem]:
+    """Group captions by span into items; apply the length filter."""
+    min_len, max_len = lengths
+    groups: dict[tuple[int, int], list[str]] = {}
+    for caption, start, end in spans:
+        if not caption:
+            report.skip("empty caption", where, strict)
+            continue
+        if start == 0.0 and end == 0.0:
+            key = (0, n_frames)
+        else:
+            s, e = int(start * fps), int(end * fps)
+            if start < 0 or end <= start or s >= n_frames or e > n_frames + 1:
+                report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
+                            strict)
+                continue
+            key = (s, min(e, n_frames))
+        groups.setdefault(key, []).append(caption)
+    items = []
+    for (s, e), caps in sorted(groups.items()):
+        n = e - s
+        if n < min_len:
+            report.skip("too short", f"{where} [{s}:{e}]", strict)
+            continue
+        if n >= max_len:
+            report.skip("too long", f"{where} [{s}:{e}]", strict)
+            continue
+        key = motion_id if (s, e) == (0, n_frames) else f"{motion_id}_{s}_{e}"
+        items.append(MotionItem(key, motion_id, path, s, e, caps, joints_path))
+    return items
+
+
+def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tuple[int, int] | None = None,
+                   strict: bool = False, allow_missing: bool = False, include_mirrors: bool = True) -> SplitData:
+    """Read ``<root>/<split>.txt`` of a HumanML3D / KIT-ML folder (``new_joint_vecs``, ``texts``, Mean/Std)."""
+    root = Path(root)
+    _require(root, "dataset root", f"expected a {skeleton.name} folder with new_joint_vecs/, texts/, Mean.npy, "
+             "Std.npy and train/val/test.txt")
+    dim = layout_for(skeleton).dim
+    mean, std = load_stats(root / "Mean.npy", root / "Std.npy", dim)
+    ids = read_split_file(root / f"{split}.txt")
+    lengths = lengths or GUO_LENGTHS[skeleton.name]
+    report = SkipReport(split, total=len(ids))
+    items: list[MotionItem] = []
+    vec_dir, text_dir, joint_dir = root / "new_joint_vecs", root / "texts", root / "new_joints"
+    for mid in ids:
+        if not include_mirrors and mid.startswith("M"):
+            report.total -= 1
+            continue
+        path = vec_dir / f"{mid}.npy"
+        if not path.exists():
+            if allow_missing:
+                report.skip("motion file missing", str(path), strict)
+                continue
+            raise DataError(f"{path}: motion file for id {mid!r} listed in {root / (split + '.txt')} not found "
+                            "(set allow_missing: true to skip such ids)")
+        n_frames = check_motion_file(path, dim)
+        if n_frames < 2:
+            report.skip("fewer than 2 frames", str(path), strict)
+            continue
+        tpath = text_dir / f"{mid}.txt"
+        if not tpath.exists():
+            report.skip("caption file missing", str(tpath), strict)
+            continue
+        try:
+            lines = tpath.read_bytes().decode("utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            report.skip("caption file not UTF-8", f"{tpath} ({e.reason} at byte {e.start})", strict)
+            continue
+        spans = []
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                spans.append(parse_caption_line(line))
+            except ValueError as e:
+                report.skip("malformed caption line", f"{tpath}:{lineno} ({e})", strict)
+        if not spans:
+            report.skip("no caption", str(tpath), strict)
+            continue
+        jpath = joint_dir / f"{mid}.npy"
+        items.extend(_items_from_captions(mid, path, n_frames, spans, skeleton.fps, lengths, report, strict,
+                                          jpath if jpath.exists() else None, str(tpath)))
+    report.log()
+    return SplitData(sorted(items, key=lambda it: it.key), mean, std, report)
+
+
+def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tuple[int, int] | None = None,
+                   strict: bool = False, allow_missing: bool = False, include_mirrors: bool = True,
+                   length_filter: bool = True) -> SplitData:
+    """Read a split in TMR's layout: ``annotations.json``, ``splits/<split>.txt``, ``motions/<path>.npy``,
+    ``stats/{mean,std}.{npy,pt}``.
+
+    Each keyid's annotations are grouped by span; the whole-clip span is the main item. TMR filters train/val
+    annotations to 2-10 s and leaves test unfiltered (``length_filter=False`` for test reproduces that).
+    """
+    root = Path(root)
+    _require(root, "dataset root", "expected TMR's layout: annotations.json, splits/, motions/, stats/")
+    dim = layout_for(skeleton).dim
+    stats = root / "stats"
+    suffix = ".npy" if (stats / "mean.npy").exists() else ".pt"
+    mean, std = load_stats(stats / f"mean{suffix}", stats / f"std{suffix}", dim)
+    ann_path = _require(root / "annotations.json", "annotations file")
+    try:
+        annotations = json.loads(ann_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{ann_path}: not valid JSON ({e})") from None
+    ids = read_split_file(root / "splits" / f"{split}.txt")
+    lengths = (lengths or (2 * int(skeleton.fps), 10 * int(skeleton.fps) + 1)) if length_filter else (1, 10**9)
+    report = SkipReport(split, total=len(ids))
+    items: list[MotionItem] = []
+    for kid in ids:
+        if not include_mirrors and kid.startswith("M"):
+            report.total -= 1
+            continue
+        entry = annotations.get(kid)
+        if not isinstance(entry, dict) or "path" not in entry:
+            report.skip("no annotation", f"{ann_path} [{kid}]", strict)
+            continue
+        path = root / "motions" / f"{entry['path']}.npy"
+        if not path.exists():
+            if allow_missing:
+                report.skip("motion file missing", str(path), strict)
+                continue
+            raise DataError(f"{path}: motion file of keyid {kid!r} ({ann_path}) not found")
+        n_frames = check_motion_file(path, dim)
+        duration = float(entry.get("duration", n_frames / skeleton.fps))
+        spans = []
+        for a in entry.get("annotations", []):
+            start, end = float(a.get("start", 0.0)), float(a.get("end", 0.0))
+            whole = start <= 0.0 and end >= duration - 1.0 / skeleton.fps
+            spans.append((str(a.get("text", "")).strip(), 0.0 if whole else start, 0.0 if whole else end))
+        if not spans:
+            report.skip("no caption", f"{ann_path} [{kid}]", strict)
+            continue
+        items.extend(_items_from_captions(kid, path, n_frames, spans, skeleton.fps, lengths, report, strict, None,
+                                          f"{ann_path} [{kid}]"))
+    report.log()
+    return SplitData(sorted(items, key=lambda it: it.key), mean, std, report)

@@ -1,0 +1,113 @@
+"""Shared base of every method: data facts linked from the DataModule, weights-only initialisation, NaN guard."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+
+__all__ = ["MotionTextMethod", "InitFrom", "NonFiniteLossError", "load_weights"]
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss part became NaN/Inf; the message names the step, the part and the batch key ids."""
+
+
+@dataclass
+class InitFrom:
+    """Initialise part of a model from a checkpoint (weights only; not a resume).
+
+    ckpt: path of a Lightning checkpoint (or a plain state dict file).
+    prefixes: keys of the checkpoint's state dict to take (by prefix); empty = all.
+    key_map: rename prefixes, checkpoint prefix -> this model's prefix (e.g. ``{"motion_encoder.": "encoder."}``).
+    hint: what to run first when the file is missing (e.g. ``motion-text fit --config lexical_phase1.yaml``).
+    """
+
+    ckpt: str
+    prefixes: list[str] = field(default_factory=list)
+    key_map: dict[str, str] = field(default_factory=dict)
+    hint: str = ""
+
+
+def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]]:
+    """Copy matching tensors from ``spec.ckpt`` into ``module``; return which keys were loaded / are new / skipped.
+
+    Shapes must agree for every selected key (a checkpoint of another vocabulary or method fails with a message
+    naming the key and both shapes). The file is read with ``weights_only=True``.
+    """
+    path = Path(spec.ckpt).expanduser()
+    if not path.exists():
+        hint = f" - run `{spec.hint}` first" if spec.hint else ""
+        raise FileNotFoundError(f"{path}: checkpoint for init_from not found{hint}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    own = module.state_dict()
+    selected: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if spec.prefixes and not any(key.startswith(p) for p in spec.prefixes):
+            continue
+        new_key = key
+        for src, dst in spec.key_map.items():
+            if key.startswith(src):
+                new_key = dst + key[len(src) :]
+                break
+        if new_key not in own:
+            continue
+        if own[new_key].shape != value.shape:
+            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(value.shape)} but {new_key!r} of "
+                             f"{type(module).__name__} has {tuple(own[new_key].shape)} (a checkpoint of another "
+                             "method, vocabulary or size?)")
+        selected[new_key] = value
+    if not selected:
+        raise ValueError(f"{path}: no tensor matched prefixes {spec.prefixes or ['<all>']} with key map "
+                         f"{spec.key_map} in {type(module).__name__} (a checkpoint of another method?)")
+    module.load_state_dict(selected, strict=False)
+    report = {"loaded": sorted(selected), "new": sorted(set(own) - set(selected))}
+    log.info("init_from %s: loaded %d tensors, %d keep their initialisation", path, len(report["loaded"]),
+             len(report["new"]))
+    return report
+
+
+class MotionTextMethod(L.LightningModule):
+    """Base LightningModule of all methods.
+
+    Parameters (linked from the DataModule by the CLI; never repeated in YAML)
+    ----------
+    nfeats: feature dimension of the motion representation (263 HumanML3D, 251 KIT-ML).
+    num_joints: joints of the skeleton (22 / 21).
+    fps: frames per second.
+    skeleton: skeleton name (``humanml3d`` / ``kitml``).
+    init_from: weights-only initialisation from earlier checkpoints (see :class:`InitFrom`).
+    """
+
+    def __init__(self, nfeats: int = 263, num_joints: int = 22, fps: float = 20.0, skeleton: str = "humanml3d",
+                 init_from: list[InitFrom] | None = None) -> None:
+        super().__init__()
+        self.nfeats, self.num_joints, self.fps, self.skeleton_name = nfeats, num_joints, fps, skeleton
+        self.init_from = list(init_from or [])
+        self.init_reports: list[dict[str, list[str]]] = []
+
+    def apply_init_from(self) -> None:
+        """Load every ``init_from`` entry; call at the end of a subclass ``__init__``."""
+        self.init_reports = [load_weights(self, spec if isinstance(spec, InitFrom) else InitFrom(**spec))
+                             for spec in self.init_from]
+
+    def check_finite(self, parts: dict[str, torch.Tensor], batch: dict | None = None) -> None:
+        """Stop training with the step, the loss part and the batch key ids when a loss part is NaN/Inf."""
+        for name, value in parts.items():
+            if torch.is_tensor(value) and not torch.isfinite(value).all():
+                keys = (batch or {}).get("key", [])
+                raise NonFiniteLossError(f"loss part {name!r} is {value.detach().float().cpu().tolist()} at global "
+                                         f"step {self.global_step} (epoch {self.current_epoch}); batch keys: "
+                                         f"{list(keys)[:16]}")
+
+    def log_parts(self, prefix: str, parts: dict[str, torch.Tensor], batch_size: int, **kwargs) -> None:
+        for name, value in parts.items():
+            if torch.is_tensor(value) and value.numel() == 1:
+                self.log(f"{prefix}/{name}", value.detach().float(), batch_size=batch_size,
+                         prog_bar=name == "loss", sync_dist=prefix != "train", **kwargs)

