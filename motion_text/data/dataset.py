@@ -75,7 +75,7 @@ class MotionTextDataset(Dataset):
         else:
             offset = 0
         lo, hi = item.start + offset, item.start + offset + n
-        raw = np.asarray(np.load(item.path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
+        raw = np.array(np.load(item.path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
         motion = (raw - src.mean) / src.std
         if ci >= 0:
             text = item.captions[ci]
@@ -93,7 +93,7 @@ class MotionTextDataset(Dataset):
         }
         if self.joints:
             if item.joints_path is not None:
-                j = np.asarray(np.load(item.joints_path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
+                j = np.array(np.load(item.joints_path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
             else:
                 j = recover_from_ric(torch.from_numpy(raw).double(), src.num_joints).float().numpy()
             out["joints"] = torch.from_numpy(j)

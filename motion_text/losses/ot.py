@@ -210,8 +210,8 @@ def pairwise_cost(x: Tensor, y: Tensor, kind: CostKind = "sqeuclidean") -> Tenso
         Samples; trailing dimensions are flattened (a sequence ``(T, D)`` becomes one ``T*D`` vector).
     kind : {"sqeuclidean", "euclidean"} or callable
         ``"sqeuclidean"``: ``||x_i - y_j||^2`` (POT ``ot.dist(..., metric="sqeuclidean")``, computed the same way as
-        ``|x|^2 + |y|^2 - 2 x.y`` clamped at 0); ``"euclidean"``: its square root, with a zero (and zero gradient)
-        where the distance is exactly 0. A callable ``kind(x, y) -> (m, n)`` is used as is.
+        ``|x|^2 + |y|^2 - 2 x.y`` clamped at 0, so identical samples get ~1e-15 rather than exactly 0);
+        ``"euclidean"``: its square root, with a zero value and gradient where the squared distance is 0. A callable ``kind(x, y) -> (m, n)`` is used as is.
 
     Returns
     -------
@@ -337,6 +337,16 @@ def _gw_tensor(D: Tensor, C: Tensor, plan: Tensor) -> Tensor:
     return row + col - 2.0 * D @ plan @ C.transpose(-2, -1)
 
 
+def _gw_value(D: Tensor, C: Tensor, plan: Tensor) -> Tensor:
+    """``sum_ijkl (D_ik - C_jl)^2 pi_ij pi_kl = r^T D^2 r + c^T C^2 c - 2 <D pi C^T, pi>`` with the plan's own
+    marginals ``r = pi 1``, ``c = pi^T 1`` (exact even when the inner Sinkhorn loops are truncated). -> (...)."""
+    r, c = plan.sum(-1), plan.sum(-2)  # (..., m), (..., n)
+    rr = (r.unsqueeze(-2) @ (D * D) @ r.unsqueeze(-1)).squeeze(-1).squeeze(-1)
+    cc = (c.unsqueeze(-2) @ (C * C) @ c.unsqueeze(-1)).squeeze(-1).squeeze(-1)
+    cross = (D @ plan @ C.transpose(-2, -1) * plan).sum(dim=(-2, -1))
+    return rr + cc - 2.0 * cross
+
+
 def _gw_linearised_cost(D: Tensor, C: Tensor, plan: Tensor) -> Tensor:
     """Symmetrised ``E`` (the two transposed tensors averaged), equal to ``_gw_tensor`` for symmetric D and C."""
     return 0.5 * (_gw_tensor(D, C, plan) + _gw_tensor(D.transpose(-2, -1), C.transpose(-2, -1), plan))
@@ -364,7 +374,9 @@ def entropic_gromov_wasserstein(
     and replaces the plan by the entropic OT plan for the cost ``E`` (L log-domain Sinkhorn iterations,
     ``K = exp(-E / eps)``). This is Peyre, Cuturi & Solomon (ICML 2016), Algorithm 1 with a unit step. The result is
 
-    .. math:: GW = \sum_{ijkl} (D_{ik} - C_{jl})^2 \pi_{ij} \pi_{kl}.
+    .. math:: GW = \sum_{ijkl} (D_{ik} - C_{jl})^2 \pi_{ij} \pi_{kl}
+
+    evaluated with the plan's own marginals (POT's ``gwloss`` assumes exact ``p``, ``q``; identical at convergence).
 
     ``E`` is the derivative of ``1/2 GW``; POT's ``ot.gromov.entropic_gromov_wasserstein`` uses the full derivative
     ``2 E`` (``gwggrad``) with ``exp(-2E / epsilon)``, so this function with ``eps`` equals POT with
@@ -425,5 +437,5 @@ def entropic_gromov_wasserstein(
                 plan = solve(Dc.detach(), Cc.detach())
         else:
             plan = solve(Dc, Cc)
-        loss = (_gw_tensor(Dc, Cc, plan) * plan).sum(dim=(-2, -1))
+        loss = _gw_value(Dc, Cc, plan)
     return {"loss": loss, "plan": plan}

@@ -8,6 +8,8 @@
 * :class:`MLP` and :class:`PreNormBlock` -- the pre-norm ViT block used by MoT++ (multi-head self-attention with
   a qkv bias, then a feed-forward network, each in a residual branch behind a LayerNorm and DropPath).
 * :func:`reparameterize` -- the VAE sampling step z = mu + eps * exp(logvar / 2) (Kingma & Welling, ICLR 2014).
+* :func:`autocast_safe_fastpath` -- keeps ``nn.TransformerEncoder``/``nn.MultiheadAttention`` off their fused
+  inference kernels while CPU autocast is active (those kernels only recognise CUDA autocast).
 
 Mask conventions: *validity* masks (``mask``) are True on real frames, as in TMR; *key padding* masks
 (``key_padding_mask``) are True on padding, as in :class:`torch.nn.MultiheadAttention`.
@@ -15,8 +17,9 @@ Mask conventions: *validity* masks (``mask``) are True on real frames, as in TMR
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +31,7 @@ __all__ = [
     "MLP",
     "PreNormBlock",
     "SinusoidalPositionalEncoding",
+    "autocast_safe_fastpath",
     "lengths_to_mask",
     "reparameterize",
     "sinusoidal_table",
@@ -234,3 +238,33 @@ def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None
         raise ValueError(f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)} must have the same shape")
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + eps * torch.exp(0.5 * logvar)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4 has no device argument
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return bool(torch.is_autocast_enabled())
+
+
+@contextlib.contextmanager
+def autocast_safe_fastpath(device_type: str) -> Iterator[None]:
+    """Disable PyTorch's fused transformer inference path while autocast is on for ``device_type``.
+
+    In eval mode without gradients ``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention`` switch to fused
+    kernels; their eligibility test looks at CUDA autocast only, so under ``torch.autocast("cpu", bfloat16)`` they
+    receive bfloat16 activations with float32 weights and fail. Inside this context, when autocast is active, the
+    fast path is switched off via ``torch.backends.mha.set_fastpath_enabled`` and restored on exit; otherwise
+    nothing changes.
+    """
+    if not _autocast_enabled(device_type):
+        yield
+        return
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)

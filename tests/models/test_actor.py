@@ -157,6 +157,14 @@ def test_encoder_decoder_autocast_bf16_and_backward():
     assert torch.equal(out[~mask].float(), torch.zeros_like(out[~mask].float()))
     out.float().sum().backward()
     assert enc.projection.weight.grad is not None and dec.final_layer.weight.grad is not None
+    # evaluation without gradients (PyTorch's fused inference path) under autocast, vs. float32
+    enc.eval(), dec.eval()
+    with torch.inference_mode():
+        ref = dec(enc(x, mask)[:, 0], mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = dec(enc(x, mask)[:, 0], mask)
+    assert torch.backends.mha.get_fastpath_enabled()  # restored after the autocast forward
+    torch.testing.assert_close(low.float(), ref, atol=0.1, rtol=0.05)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from motion_text.models.layers import (
     DropPath,
     PreNormBlock,
     SinusoidalPositionalEncoding,
+    autocast_safe_fastpath,
     lengths_to_mask,
     sinusoidal_table,
 )
@@ -170,3 +171,12 @@ def test_mlp_matches_formula():
     torch.testing.assert_close(mlp(x), ref)
     with pytest.raises(ValueError):
         MLP(2, 3, activation="swish")
+
+
+def test_autocast_safe_fastpath_only_under_autocast():
+    assert torch.backends.mha.get_fastpath_enabled()
+    with autocast_safe_fastpath("cpu"):
+        assert torch.backends.mha.get_fastpath_enabled()
+    with torch.autocast("cpu", dtype=torch.bfloat16), autocast_safe_fastpath("cpu"):
+        assert not torch.backends.mha.get_fastpath_enabled()
+    assert torch.backends.mha.get_fastpath_enabled()

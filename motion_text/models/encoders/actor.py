@@ -7,6 +7,10 @@ The same module encodes motions (Guo features, 263/251-d) and texts (frozen toke
 
 Attribute names follow TMR's ``src/model/actor.py`` (``projection``, ``tokens``, ``sequence_pos_encoding``,
 ``seqTransEncoder``), so a released TMR state dict loads after stripping its module prefix only.
+
+The transformer is built with ``enable_nested_tensor=False`` (PyTorch's prototype nested-tensor conversion only
+speeds up inference; results are the same), and runs through :func:`autocast_safe_fastpath` so that evaluation
+under CPU autocast works.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 from einops import repeat
 from torch import Tensor, nn
 
-from motion_text.models.layers import SinusoidalPositionalEncoding
+from motion_text.models.layers import SinusoidalPositionalEncoding, autocast_safe_fastpath
 
 __all__ = ["ACTORStyleEncoder"]
 
@@ -51,7 +55,7 @@ class ACTORStyleEncoder(nn.Module):
         self.sequence_pos_encoding = SinusoidalPositionalEncoding(latent_dim, dropout=dropout, batch_first=True)
         layer = nn.TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
                                            dropout=dropout, activation=activation, batch_first=True)
-        self.seqTransEncoder = nn.TransformerEncoder(layer, num_layers=num_layers)
+        self.seqTransEncoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """Encode (B, T, nfeats) with validity mask (B, T) -> (B, n_tokens, latent_dim)."""
@@ -65,5 +69,6 @@ class ACTORStyleEncoder(nn.Module):
         xseq = self.sequence_pos_encoding(torch.cat([tokens, x], dim=1))  # (B, n + T, d)
         token_mask = torch.ones(b, self.nbtokens, dtype=torch.bool, device=x.device)
         aug_mask = torch.cat([token_mask, mask.bool()], dim=1)
-        out = self.seqTransEncoder(xseq, src_key_padding_mask=~aug_mask)
+        with autocast_safe_fastpath(x.device.type):
+            out = self.seqTransEncoder(xseq, src_key_padding_mask=~aug_mask)
         return out[:, : self.nbtokens]

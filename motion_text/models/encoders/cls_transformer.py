@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from einops import repeat
 from torch import Tensor, nn
 
-from motion_text.models.layers import SinusoidalPositionalEncoding
+from motion_text.models.layers import SinusoidalPositionalEncoding, autocast_safe_fastpath
 
 __all__ = ["ClsTransformerEncoder"]
 
@@ -47,7 +47,7 @@ class ClsTransformerEncoder(nn.Module):
         self.sequence_pos_encoding = SinusoidalPositionalEncoding(latent_dim, dropout=dropout, batch_first=True)
         layer = nn.TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
                                            dropout=dropout, activation=activation, batch_first=True)
-        self.seqTransEncoder = nn.TransformerEncoder(layer, num_layers=num_layers)
+        self.seqTransEncoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
         self.fc = nn.Linear(latent_dim, embed_dim)
 
     def backbone(self, x: Tensor, mask: Tensor) -> Tensor:
@@ -64,7 +64,8 @@ class ClsTransformerEncoder(nn.Module):
         token = repeat(self.emb_token, "d -> b 1 d", b=b).to(x.dtype)
         xseq = self.sequence_pos_encoding(torch.cat([token, x], dim=1))  # (B, 1 + T, d)
         aug_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device), mask.bool()], dim=1)
-        return self.seqTransEncoder(xseq, src_key_padding_mask=~aug_mask)[:, 0]
+        with autocast_safe_fastpath(x.device.type):
+            return self.seqTransEncoder(xseq, src_key_padding_mask=~aug_mask)[:, 0]
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """Unit-norm joint-space embedding (B, embed_dim): ``normalize(fc(normalize(backbone(x, mask))))``."""

@@ -109,7 +109,7 @@ class MoTPPEncoder(nn.Module):
        (B, 2, d) = (mu, logvar), or (B, 1, d) when ``vae`` is False -- the same interface as
        :class:`motion_text.models.encoders.actor.ACTORStyleEncoder`.
 
-    Blocks: 4 heads, qkv bias, FFN d -> ``ff_size`` -> d with GELU, no dropout inside the blocks (the reference's
+    Blocks: ``num_heads`` heads with a qkv bias, FFN d -> ``ff_size`` -> d with GELU, no dropout inside the blocks (the reference's
     ``attn_drop``/``proj_drop``/FFN dropout are 0); DropPath grows linearly from 0 to ``drop_path`` over all
     spatial and temporal blocks taken in order (the reference restarts the 0 -> 0.1 ramp in each stage, which for
     two layers per stage gives (0, 0.1, 0, 0.1) instead of (0, 1/30, 2/30, 0.1)). ``dropout`` is the rate after
@@ -123,12 +123,13 @@ class MoTPPEncoder(nn.Module):
     * **CLS tokens per sample.** The reference takes the temporal CLS tokens from ``x[:b, 0:2]`` of the
       ``(b t)`` layout, i.e. from the first b frames of sample 0, shared by the whole batch. Here the temporal CLS
       tokens are a learnable parameter (zero-init) to which each sample adds the average of its own spatial CLS
-      outputs over its valid frames, so no sample sees another one.
+      outputs over its valid frames, so no sample sees another one. (The reference reuses one ``cls_token``
+      parameter for both stages; here the spatial and temporal CLS parameters are separate.)
 
     Parameters
     ----------
     skeleton
-        ``"humanml3d"`` (22 joints, 263-d features) or ``"kitml"`` (21 joints, 251-d), or a :class:`Skeleton`.
+        ``"humanml3d"`` (22 joints, 263-d features) or ``"kitml"`` (21 joints, 251-d).
     latent_dim
         Token width d (256).
     ff_size, num_heads
@@ -145,11 +146,11 @@ class MoTPPEncoder(nn.Module):
         Two output tokens (mu, logvar) when True, one otherwise.
     """
 
-    def __init__(self, skeleton: str | Skeleton = "humanml3d", latent_dim: int = 256, ff_size: int = 1024,
+    def __init__(self, skeleton: str = "humanml3d", latent_dim: int = 256, ff_size: int = 1024,
                  num_heads: int = 4, num_spatial_layers: int = 2, num_temporal_layers: int = 2,
                  dropout: float = 0.1, drop_path: float = 0.1, max_frames: int = 200, vae: bool = True) -> None:
         super().__init__()
-        self.skeleton = get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
+        self.skeleton = get_skeleton(skeleton)
         if max_frames < 1:
             raise ValueError(f"max_frames must be positive, got {max_frames}")
         self.nfeats = layout_for(self.skeleton).dim

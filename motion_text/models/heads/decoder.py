@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from motion_text.models.layers import SinusoidalPositionalEncoding
+from motion_text.models.layers import SinusoidalPositionalEncoding, autocast_safe_fastpath
 
 __all__ = ["ACTORStyleDecoder"]
 
@@ -47,6 +47,7 @@ class ACTORStyleDecoder(nn.Module):
         mask = mask.bool()
         b, t = mask.shape
         queries = self.sequence_pos_encoding(torch.zeros(b, t, self.latent_dim, device=z.device, dtype=z.dtype))
-        out = self.seqTransDecoder(tgt=queries, memory=z[:, None], tgt_key_padding_mask=~mask)
+        with autocast_safe_fastpath(z.device.type):
+            out = self.seqTransDecoder(tgt=queries, memory=z[:, None], tgt_key_padding_mask=~mask)
         out = self.final_layer(out)  # (B, T, nfeats)
         return out.masked_fill(~mask[..., None], 0.0)
