@@ -190,6 +190,21 @@ class MotionTextDataModule(L.LightningDataModule):
         for split in wanted.get(stage, ("train", "val", "test")):
             self._build(split)
 
+    def nsim_keys(self) -> set[str] | None:
+        """Key ids of TMR's dissimilar test subset (``nsim_test.txt``) of the test datasets, or None if absent."""
+        keys: set[str] = set()
+        found = False
+        for spec in self.specs:
+            if "test" not in spec.stages:
+                continue
+            root = spec.resolved_root()
+            for cand in (root / "nsim_test.txt", root / "splits" / "nsim_test.txt"):
+                if cand.exists():
+                    keys |= {k.strip() for k in cand.read_text().splitlines() if k.strip()}
+                    found = True
+                    break
+        return keys if found else None
+
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
         ds = self._build(split)
         sampler = EpochSeededSampler(len(ds), shuffle=shuffle, seed=self.seed)

@@ -30,6 +30,7 @@ for other frame rates. Joint positions are SMPL joints in metres, Y up (AIST++ c
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -366,11 +367,13 @@ def frechet_distance(feats_a: np.ndarray | Tensor, feats_b: np.ndarray | Tensor,
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a = np.atleast_2d(np.cov(a, rowvar=False))
     s_b = np.atleast_2d(np.cov(b, rowvar=False))
-    covmean = linalg.sqrtm(s_a @ s_b)
-    if not np.isfinite(covmean).all():
-        log.warning("frechet_distance: singular covariance product; adding %g to the diagonals", offset)
-        eye = np.eye(s_a.shape[0]) * offset
-        covmean = linalg.sqrtm((s_a + eye) @ (s_b + eye))
+    with warnings.catch_warnings():  # the original calls sqrtm(..., disp=False): singular products are expected
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s_a @ s_b)
+        if not np.isfinite(covmean).all():
+            log.warning("frechet_distance: singular covariance product; adding %g to the diagonals", offset)
+            eye = np.eye(s_a.shape[0]) * offset
+            covmean = linalg.sqrtm((s_a + eye) @ (s_b + eye))
     if np.iscomplexobj(covmean):
         imag = np.max(np.abs(covmean.imag))
         if imag > 1e-3:
