@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,10 @@ def load_wav(path: str | os.PathLike, sr: int | None = None, allow_silent: bool 
     import librosa
 
     try:
-        y, rate = librosa.load(str(path), sr=sr, mono=True)
+        with warnings.catch_warnings():  # the soundfile -> audioread fallback warns before it fails
+            warnings.filterwarnings("ignore", message="PySoundFile failed", category=UserWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning, module="librosa")
+            y, rate = librosa.load(str(path), sr=sr, mono=True)
     except Exception as err:  # decoders raise many types (soundfile.LibsndfileError, audioread.NoBackendError, ...)
         raise ValueError(f"cannot read audio file {str(path)!r}: {err}") from err
     if y.size == 0:

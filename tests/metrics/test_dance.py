@@ -115,7 +115,7 @@ def _geometric_loop(positions: np.ndarray, tpf: float = 1.0 / 120) -> np.ndarray
 
     feats = []
     for t in range(1, positions.shape[0]):
-        def P(n):
+        def P(n, t=t):
             special = {"y_unit": [0, 1, 0], "minus_y_unit": [0, -1, 0], "zero": [0, 0, 0]}
             if n in special:
                 return np.array(special[n], dtype=float)
@@ -123,7 +123,7 @@ def _geometric_loop(positions: np.ndarray, tpf: float = 1.0 / 120) -> np.ndarray
                 return np.array([0, positions[t, :, 1].min(), 0])
             return positions[t, idx[n]]
 
-        def Q(n):
+        def Q(n, t=t):
             return positions[t - 1, idx[n]]
 
         def move(j1, j2, j3, j4, thr):
