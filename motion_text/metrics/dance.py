@@ -541,6 +541,11 @@ def _split_batch(
     return [_as_joints(it, name) for it in items]
 
 
+def _is_empty(state: list[Tensor] | Tensor) -> bool:
+    """A list state before any update (a synchronised state may already be one concatenated tensor)."""
+    return len(state) == 0 if isinstance(state, list) else state.numel() == 0
+
+
 class DanceQualityMetric(Metric):
     """FID_k, FID_g, Div_k, Div_g of generated dances against ground-truth dances (Bailando protocol).
 
@@ -597,7 +602,7 @@ class DanceQualityMetric(Metric):
         self.target_geometric.append(g)
 
     def compute(self) -> dict[str, Tensor]:
-        if not self.pred_kinetic or not self.target_kinetic:
+        if _is_empty(self.pred_kinetic) or _is_empty(self.target_kinetic):
             raise ValueError("DanceQualityMetric needs generated and ground-truth dances before compute()")
         out = {}
         for tag, pred, gt in (
@@ -652,6 +657,6 @@ class BeatAlignMetric(Metric):
         self.fact.append(torch.tensor(fa, dtype=torch.float64, device=self.device))
 
     def compute(self) -> dict[str, Tensor]:
-        if not self.bailando:
+        if _is_empty(self.bailando):
             raise ValueError("BeatAlignMetric.compute() called before any update()")
         return {"BAS_bailando": dim_zero_cat(self.bailando).mean(), "BAS_fact": dim_zero_cat(self.fact).mean()}

@@ -323,6 +323,10 @@ def test_dance_quality_metric_matches_functional_core():
     # normalised features have unit variance per dimension, so the scale is the dimension (72 / 32)
     assert abs(res["FID_k"].item()) < 72 * 1e-6 and abs(res["FID_g"].item()) < 32 * 1e-6
     assert res["Div_k"].item() > 1
+    with pytest.raises(ValueError, match="ground-truth"):
+        empty = DanceQualityMetric(fps=FPS)
+        empty.update(gt[:3])
+        empty.compute()
 
 
 def test_beat_align_metric_means_both_variants():
