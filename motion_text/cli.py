@@ -98,6 +98,9 @@ def _tool_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None)
     s.add_argument("--quiet", action="store_true")
     s = sub.add_parser("configs", help="list the packaged configs")
+    from motion_text import convert
+
+    convert.add_parser(sub)
     return p
 
 
@@ -116,13 +119,17 @@ def _run_tool(args: list[str]) -> int:
             if not ns.quiet:
                 print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
         return 0
+    if ns.command == "convert":
+        from motion_text import convert
+
+        return convert.run(ns)
     if ns.command == "configs":
         print("\n".join(available_configs()))
         return 0
     return 2
 
 
-TOOL_COMMANDS = ("synth", "configs")
+TOOL_COMMANDS = ("synth", "configs", "convert")
 
 
 def main(args: list[str] | None = None) -> int:

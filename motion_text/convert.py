@@ -1,0 +1,100 @@
+"""``motion-text convert --from tmr``: turn an official TMR release into a checkpoint of :class:`TMR`.
+
+The official TMR (Mathux/TMR) saves ``<run>/last_weights/{motion_encoder,text_encoder,motion_decoder}.pt`` (one state
+dict per module) and Lightning ``.ckpt`` files whose ``state_dict`` keys start with those module names. Our modules use
+the same attribute names (``projection``, ``tokens``, ``sequence_pos_encoding``, ``seqTransEncoder``,
+``seqTransDecoder``, ``final_layer``), so the conversion keeps the keys, drops the positional-encoding tables
+(recomputed, not saved here) and writes a checkpoint with plain ``class_path``/``init_args`` hyper-parameters that
+``TMR.load_from_checkpoint(out, weights_only=True)`` loads without a training config.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+__all__ = ["convert_tmr", "tmr_hparams", "TMR_MODULES"]
+
+TMR_MODULES = ("motion_encoder", "text_encoder", "motion_decoder")
+
+
+def tmr_hparams(text_model: str = "distilbert-base-uncased", latent_dim: int = 256, ff_size: int = 1024,
+                num_layers: int = 6, num_heads: int = 4, nfeats: int = 263) -> dict:
+    """Hyper-parameters of the official TMR (``configs/model/tmr.yaml``) in the CLI's saved format."""
+    enc = {"latent_dim": latent_dim, "ff_size": ff_size, "num_layers": num_layers, "num_heads": num_heads,
+           "dropout": 0.1, "activation": "gelu"}
+    return {
+        "_class_path": "motion_text.methods.tmr.TMR",
+        "text_model": text_model,
+        "sentence_model": "sentence-transformers/all-mpnet-base-v2",
+        "motion_encoder": {"class_path": "motion_text.models.encoders.actor.ACTORStyleEncoder", "init_args": enc},
+        "text_encoder": {"class_path": "motion_text.models.encoders.actor.ACTORStyleEncoder", "init_args": enc},
+        "motion_decoder": {"class_path": "motion_text.models.heads.decoder.ACTORStyleDecoder", "init_args": enc},
+        "temperature": 0.1,
+        "filter_threshold": 0.8,
+        "lr": 1e-4,
+        "nfeats": nfeats,
+        "num_joints": 22,
+        "fps": 20.0,
+        "skeleton": "humanml3d",
+        "_instantiator": "lightning.pytorch.cli.instantiate_module",
+    }
+
+
+def _official_state(src: Path) -> dict[str, torch.Tensor]:
+    if src.is_dir():
+        wdir = src / "last_weights" if (src / "last_weights").is_dir() else src
+        state = {}
+        for name in TMR_MODULES:
+            f = wdir / f"{name}.pt"
+            if not f.exists():
+                raise FileNotFoundError(f"{f}: missing; expected TMR's last_weights/{{{','.join(TMR_MODULES)}}}.pt")
+            for k, v in torch.load(f, map_location="cpu", weights_only=True).items():
+                state[f"{name}.{k}"] = v
+        return state
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such TMR run folder or checkpoint")
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    return dict(ckpt.get("state_dict", ckpt))
+
+
+def convert_tmr(src: str | Path, out: str | Path, text_model: str = "distilbert-base-uncased") -> Path:
+    """Convert an official TMR run folder or ``.ckpt`` into a checkpoint of :class:`motion_text.methods.tmr.TMR`."""
+    state = _official_state(Path(src))
+    kept = {k: v for k, v in state.items() if k.split(".")[0] in TMR_MODULES and not k.endswith(".pe")}
+    if not kept:
+        raise ValueError(f"{src}: no motion_encoder./text_encoder./motion_decoder. tensors found")
+    try:
+        proj = kept["motion_encoder.projection.weight"]
+        ff = kept["motion_encoder.seqTransEncoder.layers.0.linear1.weight"].shape[0]
+    except KeyError as e:
+        raise ValueError(f"{src}: not a TMR checkpoint (missing {e.args[0]})") from None
+    n_layers = len({k.split(".")[3] for k in kept if k.startswith("motion_encoder.seqTransEncoder.layers.")})
+    hp = tmr_hparams(text_model=text_model, latent_dim=proj.shape[0], ff_size=ff, num_layers=n_layers,
+                     nfeats=proj.shape[1])
+    import lightning
+
+    ckpt = {"state_dict": kept, "hyper_parameters": hp, "pytorch-lightning_version": lightning.__version__,
+            "epoch": 0, "global_step": 0}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(out)
+    return out
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("convert", help="convert an official checkpoint (TMR) into a motion-text checkpoint")
+    p.add_argument("src", help="official run folder (with last_weights/) or .ckpt")
+    p.add_argument("--from", dest="source", choices=["tmr"], required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--text-model", default="distilbert-base-uncased")
+
+
+def run(ns: argparse.Namespace) -> int:
+    out = convert_tmr(ns.src, ns.out, text_model=ns.text_model)
+    print(f"wrote {out}")
+    return 0
