@@ -146,10 +146,15 @@ class MoTPPEncoder(nn.Module):
         Two output tokens (mu, logvar) when True, one otherwise.
     """
 
-    def __init__(self, skeleton: str = "humanml3d", latent_dim: int = 256, ff_size: int = 1024,
+    def __init__(self, skeleton: str | int = "humanml3d", latent_dim: int = 256, ff_size: int = 1024,
                  num_heads: int = 4, num_spatial_layers: int = 2, num_temporal_layers: int = 2,
                  dropout: float = 0.1, drop_path: float = 0.1, max_frames: int = 200, vae: bool = True) -> None:
         super().__init__()
+        if isinstance(skeleton, int):  # called as a factory with the feature dimension (methods inject nfeats)
+            by_dim = {layout_for(get_skeleton(n)).dim: n for n in ("humanml3d", "kitml")}
+            if skeleton not in by_dim:
+                raise ValueError(f"MoT++ needs Guo features (263 or 251 dims), got nfeats={skeleton}")
+            skeleton = by_dim[skeleton]
         self.skeleton = get_skeleton(skeleton)
         if max_frames < 1:
             raise ValueError(f"max_frames must be positive, got {max_frames}")
