@@ -1,0 +1,289 @@
+"""Text<->motion retrieval metrics with the protocols of TMR (Mathux/TMR ``retrieval.py``, ``src/model/metrics.py``)
+and of DropTriple (rehamot ``evaluation.py``).
+
+Functional core on similarity matrices (float64) plus :class:`RetrievalMetric`, a torchmetrics ``Metric`` whose
+states are concatenated across processes. torchmetrics' own Retrieval* metrics ignore scores <= 0, which cosine
+similarities have, hence these.
+
+Conventions (TMR): ranks are 0-based positions of the correct item in the row sorted by decreasing similarity;
+R@k = 100 * mean(rank < k); MedR = median(rank) + 1; ties averaged by default (``optimistic``: best tied position;
+``order``: position in a stable argsort, as rehamot).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+
+__all__ = ["retrieval_ranks", "rank_metrics", "protocol_all", "protocol_threshold", "protocol_subset",
+           "protocol_small_batches", "protocol_all_captions", "RetrievalMetric", "format_table", "rich_table",
+           "PROTOCOLS"]
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("all", "threshold", "nsim", "guo", "all_captions")
+KS = (1, 2, 3, 5, 10)
+
+
+def retrieval_ranks(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, ties: str = "average") -> torch.Tensor:
+    """0-based rank of the correct item in each row of ``sims`` (N, M).
+
+    Without ``gt_mask`` the correct item of row i is column i. With ``gt_mask`` (N, M) bool, the correct distance of a
+    row is the smallest distance over its True columns (TMR's threshold protocol: near-duplicate captions count).
+    """
+    if ties not in ("average", "optimistic", "order"):
+        raise ValueError(f"ties must be 'average', 'optimistic' or 'order', got {ties!r}")
+    d = -sims.double()
+    n = d.shape[0]
+    if gt_mask is None:
+        if d.shape[0] > d.shape[1]:
+            raise ValueError(f"without gt_mask the matrix must have at least as many columns as rows, got {d.shape}")
+        gt_col = torch.arange(n, device=d.device)
+        gt = d[gt_col, gt_col]
+    else:
+        if gt_mask.shape != d.shape:
+            raise ValueError(f"gt_mask shape {tuple(gt_mask.shape)} differs from sims {tuple(d.shape)}")
+        masked = d.masked_fill(~gt_mask.bool(), math.inf)
+        gt, gt_col = masked.min(dim=1)
+        if torch.isinf(gt).any():
+            raise ValueError("every row of gt_mask needs at least one True column")
+    less = (d < gt[:, None]).sum(1).double()
+    equal = (d == gt[:, None])
+    if ties == "average":
+        return less + (equal.sum(1).double() - 1) / 2
+    if ties == "optimistic":
+        return less
+    cols = torch.arange(d.shape[1], device=d.device)
+    before = (equal & (cols[None, :] < gt_col[:, None])).sum(1).double()
+    return less + before
+
+
+def rank_metrics(ranks: torch.Tensor, ks=KS, medr: str = "tmr") -> dict[str, float]:
+    """R@k, MedR (``tmr``: median + 1; ``floor``: floor(median) + 1) and MeanR (mean + 1) of 0-based ranks."""
+    r = ranks.double().cpu().numpy()
+    out = {f"R{k:02d}": 100.0 * float((r < k).mean()) for k in ks}
+    med = float(np.median(r))
+    out["MedR"] = (math.floor(med) if medr == "floor" else med) + 1.0
+    out["MeanR"] = float(r.mean()) + 1.0
+    return out
+
+
+def _both(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, ties: str = "average") -> dict[str, dict]:
+    return {"t2m": rank_metrics(retrieval_ranks(sims, gt_mask, ties)),
+            "m2t": rank_metrics(retrieval_ranks(sims.T, None if gt_mask is None else gt_mask.T, ties))}
+
+
+def protocol_all(sims: torch.Tensor, ties: str = "average") -> dict[str, dict]:
+    """(a) the whole gallery; ``sims[i, j]`` = similarity of text i and motion j, correct pairs on the diagonal."""
+    return _both(sims, None, ties)
+
+
+def protocol_threshold(sims: torch.Tensor, sent_emb: torch.Tensor, threshold: float = 0.95,
+                       ties: str = "average") -> dict[str, dict]:
+    """(b) a column also counts as correct when its caption's sentence similarity to the row's caption exceeds
+    ``threshold`` on the (cos + 1) / 2 scale (cosine > 2 threshold - 1); the diagonal always counts."""
+    e = F.normalize(sent_emb.double(), dim=-1)
+    gt = (e @ e.T) > 2 * threshold - 1
+    gt.fill_diagonal_(True)
+    return _both(sims, gt, ties)
+
+
+def protocol_subset(sims: torch.Tensor, subset: torch.Tensor, ties: str = "average") -> dict[str, dict]:
+    """(c) restricted to the items of ``subset`` (bool (N,)), e.g. TMR's dissimilar ``nsim_test`` ids."""
+    idx = torch.nonzero(subset.bool(), as_tuple=True)[0]
+    return _both(sims[idx][:, idx], None, ties)
+
+
+def protocol_small_batches(sims: torch.Tensor, batch_size: int = 32, seed: int = 0,
+                           ties: str = "average") -> dict[str, dict]:
+    """(d) Guo et al.'s protocol as TMR runs it: items in sorted key-id order are shuffled with
+    ``np.random.seed(seed); np.random.shuffle(keyids)``, cut into batches of ``batch_size`` (remainder dropped), and
+    the metrics of the batch_size x batch_size sub-matrices are averaged."""
+    n = sims.shape[0]
+    perm = np.random.RandomState(seed).permutation(n)
+    n_batches = n // batch_size
+    if n_batches == 0:
+        raise ValueError(f"protocol (d) needs at least {batch_size} items, got {n}")
+    acc: dict[str, dict[str, float]] = {}
+    for b in range(n_batches):
+        idx = torch.as_tensor(perm[b * batch_size : (b + 1) * batch_size], device=sims.device)
+        res = _both(sims[idx][:, idx], None, ties)
+        for direction, metrics in res.items():
+            for k, v in metrics.items():
+                acc.setdefault(direction, {}).setdefault(k, 0.0)
+                acc[direction][k] += v / n_batches
+    return acc
+
+
+def protocol_all_captions(text_emb: torch.Tensor, motion_emb: torch.Tensor, caption_to_motion: torch.Tensor,
+                          normalize: bool = True) -> dict[str, dict]:
+    """DropTriple's protocol (rehamot ``evaluation.py``): every caption is kept.
+
+    t2m: each caption ranks the unique motions; m2t: each motion ranks all captions and its rank is the best rank of
+    any of its own captions. Ties by argsort order; MedR = floor(median) + 1; ``rsum`` = R@1 + R@5 + R@10 of both.
+    """
+    t, m = text_emb.double(), motion_emb.double()
+    if normalize:
+        t, m = F.normalize(t, dim=-1), F.normalize(m, dim=-1)
+    sims = t @ m.T  # (C, M)
+    owner = caption_to_motion.long()
+    t2m_ranks = retrieval_ranks(sims, F.one_hot(owner, m.shape[0]).bool(), ties="order")
+    d = -sims.T  # (M, C)
+    order = torch.argsort(d, dim=1, stable=True)
+    pos = torch.empty_like(order)
+    pos.scatter_(1, order, torch.arange(d.shape[1], device=d.device).expand_as(order))
+    own = owner[None, :] == torch.arange(m.shape[0], device=d.device)[:, None]
+    m2t_ranks = pos.double().masked_fill(~own, math.inf).min(dim=1).values
+    ks = (1, 5, 10)
+    out = {"t2m": rank_metrics(t2m_ranks, ks, medr="floor"), "m2t": rank_metrics(m2t_ranks, ks, medr="floor")}
+    out["t2m"]["rsum"] = out["m2t"]["rsum"] = sum(out[d][f"R{k:02d}"] for d in ("t2m", "m2t") for k in ks)
+    return out
+
+
+class RetrievalMetric(Metric):
+    """Accumulates text / motion embeddings and computes the configured protocols.
+
+    ``update(text_emb, motion_emb, index, sent_emb=None, in_subset=None, caption_emb=None, caption_owner=None)``:
+    ``index`` is the dataset index of each item (evaluation datasets are ordered by key id, so index order = sorted
+    key ids). Duplicated indices (``DistributedSampler``-style padding) are counted once. ``caption_emb`` /
+    ``caption_owner`` (all captions of the batch's items and the index of their item) feed ``all_captions``.
+    ``compute()`` returns a flat dict ``{"<protocol>/<t2m|m2t>/<R01|...|MedR|MeanR>": value}``; protocols whose
+    inputs are missing are skipped with one logged note.
+    """
+
+    full_state_update = False
+
+    def __init__(self, protocols=("all", "threshold", "nsim", "guo"), threshold: float = 0.95,
+                 guo_batch_size: int = 32, seed: int = 0, ties: str = "average", normalize: bool = True,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        bad = set(protocols) - set(PROTOCOLS)
+        if bad:
+            raise ValueError(f"unknown protocols {sorted(bad)}; known: {list(PROTOCOLS)}")
+        self.protocols = tuple(protocols)
+        self.threshold, self.guo_batch_size, self.seed = threshold, guo_batch_size, seed
+        self.ties, self.normalize = ties, normalize
+        for name in ("text", "motion", "index", "sent", "subset", "cap", "cap_owner"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+        self._noted: set[str] = set()
+
+    def update(self, text_emb: torch.Tensor, motion_emb: torch.Tensor, index: torch.Tensor,
+               sent_emb: torch.Tensor | None = None, in_subset: torch.Tensor | None = None,
+               caption_emb: torch.Tensor | None = None, caption_owner: torch.Tensor | None = None) -> None:
+        if text_emb.shape[0] != motion_emb.shape[0] or text_emb.shape[0] != index.shape[0]:
+            raise ValueError(f"batch sizes differ: text {text_emb.shape[0]}, motion {motion_emb.shape[0]}, "
+                             f"index {index.shape[0]}")
+        self.text.append(text_emb.detach().float())
+        self.motion.append(motion_emb.detach().float())
+        self.index.append(index.detach().long())
+        if sent_emb is not None:
+            self.sent.append(sent_emb.detach().float())
+        if in_subset is not None:
+            self.subset.append(in_subset.detach().bool())
+        if caption_emb is not None and caption_owner is not None:
+            self.cap.append(caption_emb.detach().float())
+            self.cap_owner.append(caption_owner.detach().long())
+
+    @staticmethod
+    def _cat(x) -> torch.Tensor | None:
+        if isinstance(x, torch.Tensor):
+            return x
+        return torch.cat(x) if len(x) else None
+
+    def _note(self, msg: str) -> None:
+        if msg not in self._noted:
+            self._noted.add(msg)
+            log.info(msg)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        index = self._cat(self.index)
+        if index is None:
+            raise ValueError("RetrievalMetric.compute() called before any update")
+        # keep the first occurrence of each index, then sort by index
+        uniq, inverse = torch.unique(index, return_inverse=True)
+        first = torch.full((len(uniq),), len(index), dtype=torch.long, device=index.device)
+        first.scatter_reduce_(0, inverse, torch.arange(len(index), device=index.device), reduce="amin")
+        keep = first  # positions of the unique indices, in sorted index order
+        text, motion = self._cat(self.text)[keep].double(), self._cat(self.motion)[keep].double()
+        if self.normalize:
+            text, motion = F.normalize(text, dim=-1), F.normalize(motion, dim=-1)
+        sims = text @ motion.T
+        sent, subset = self._cat(self.sent), self._cat(self.subset)
+        results: dict[str, dict] = {}
+        for p in self.protocols:
+            if p == "all":
+                results[p] = protocol_all(sims, self.ties)
+            elif p == "threshold":
+                if sent is None or len(sent) != len(index):
+                    self._note("protocol (b) threshold skipped: no sentence embeddings were given")
+                    continue
+                results[p] = protocol_threshold(sims, sent[keep], self.threshold, self.ties)
+            elif p == "nsim":
+                if subset is None or len(subset) != len(index) or not subset[keep].any():
+                    self._note("protocol (c) nsim skipped: no item of the nsim_test list is in the gallery")
+                    continue
+                results[p] = protocol_subset(sims, subset[keep], self.ties)
+            elif p == "guo":
+                if len(uniq) < self.guo_batch_size:
+                    self._note(f"protocol (d) skipped: {len(uniq)} items < batch size {self.guo_batch_size}")
+                    continue
+                results[p] = protocol_small_batches(sims, self.guo_batch_size, self.seed, self.ties)
+            elif p == "all_captions":
+                cap, owner = self._cat(self.cap), self._cat(self.cap_owner)
+                if cap is None:
+                    self._note("protocol all_captions skipped: no caption embeddings were given")
+                    continue
+                results[p] = self._all_captions(cap, owner, uniq, motion)
+        return {f"{p}/{d}/{k}": torch.tensor(v, dtype=torch.float64)
+                for p, res in results.items() for d, ms in res.items() for k, v in ms.items()}
+
+    def _all_captions(self, cap: torch.Tensor, owner: torch.Tensor, uniq: torch.Tensor, motion: torch.Tensor):
+        # captions come in one block per item; blocks of items seen again (padding) are dropped
+        keep, closed, current, dup = [], set(), None, False
+        for i, o in enumerate(owner.tolist()):
+            if o != current:
+                if current is not None:
+                    closed.add(current)
+                current, dup = o, o in closed
+            if not dup:
+                keep.append(i)
+        pos = torch.searchsorted(uniq, owner)
+        keep_t = torch.as_tensor(keep, device=cap.device)
+        return protocol_all_captions(cap[keep_t], motion, pos[keep_t], normalize=self.normalize)
+
+
+def _rows(results: dict) -> list[tuple[str, str, dict[str, float]]]:
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for key, value in results.items():
+        p, d, k = key.split("/")
+        rows.setdefault((p, d), {})[k] = float(value)
+    return [(p, d, ms) for (p, d), ms in rows.items()]
+
+
+_COLUMNS = ("R01", "R02", "R03", "R05", "R10", "MedR")
+
+
+def format_table(results: dict) -> str:
+    """Markdown table: one row per protocol and direction; columns R@1 R@2 R@3 R@5 R@10 MedR."""
+    head = "| protocol | dir | R@1 | R@2 | R@3 | R@5 | R@10 | MedR |\n|---|---|---|---|---|---|---|---|\n"
+    body = "".join(
+        f"| {p} | {d} | " + " | ".join(f"{ms[c]:.2f}" if c in ms else "-" for c in _COLUMNS) + " |\n"
+        for p, d, ms in _rows(results))
+    return head + body
+
+
+def rich_table(results: dict):
+    """The same table as a ``rich.table.Table`` (printed by the test loop)."""
+    from rich.table import Table
+
+    table = Table(title="text-motion retrieval")
+    for c in ("protocol", "dir", "R@1", "R@2", "R@3", "R@5", "R@10", "MedR"):
+        table.add_column(c, justify="right" if c.startswith(("R", "M")) else "left")
+    for p, d, ms in _rows(results):
+        table.add_row(p, d, *(f"{ms[c]:.2f}" if c in ms else "-" for c in _COLUMNS))
+    return table

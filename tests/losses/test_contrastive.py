@@ -1,0 +1,93 @@
+"""InfoNCE and CCCL against loop / numpy references written here."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from motion_text.losses.contrastive import cccl, cccl_lambda, filter_mask, info_nce
+
+
+def _norm(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _log_softmax(row):
+    row = np.asarray(row, dtype=np.float64)
+    finite = row[np.isfinite(row)]
+    mx = finite.max()
+    return row - (mx + np.log(np.exp(finite - mx).sum()))
+
+
+def ref_info_nce(t, m, tau, drop=None):
+    t, m = _norm(t), _norm(m)
+    s = t @ m.T / tau
+    if drop is not None:
+        s = np.where(drop, -np.inf, s)
+    n = len(s)
+    t2m = -np.mean([_log_softmax(s[i])[i] for i in range(n)])
+    m2t = -np.mean([_log_softmax(s[:, j])[j] for j in range(n)])
+    return (t2m + m2t) / 2
+
+
+def test_info_nce_matches_reference():
+    g = torch.Generator().manual_seed(0)
+    t, m = torch.randn(9, 6, generator=g), torch.randn(9, 6, generator=g)
+    out = info_nce(t, m, temperature=0.1, sent_emb=None)
+    assert float(out["loss"]) == pytest.approx(ref_info_nce(t.numpy(), m.numpy(), 0.1), rel=1e-5)
+
+
+def test_filtering_removes_exactly_the_near_duplicates():
+    g = torch.Generator().manual_seed(1)
+    t, m = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    sent = torch.eye(6)
+    sent[3] = sent[1]  # captions 1 and 3 identical
+    sent[5] = 0.9 * sent[0] + 0.1 * sent[2]  # cosine ~0.99 with caption 0
+    mask = filter_mask(sent, 0.8)
+    expected = np.zeros((6, 6), bool)
+    for a, b in ((1, 3), (0, 5)):
+        expected[a, b] = expected[b, a] = True
+    np.testing.assert_array_equal(mask.numpy(), expected)
+    out = info_nce(t, m, temperature=0.1, sent_emb=sent, filter_threshold=0.8)
+    assert float(out["filtered"]) == 4
+    assert float(out["loss"]) == pytest.approx(ref_info_nce(t.numpy(), m.numpy(), 0.1, expected), rel=1e-5)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ref_cc(p, q):
+    sp, sq = _softmax(p), _softmax(q)
+    return np.mean([np.sum(sp[i] * (np.log(sp[i]) - np.log(sq[i]))) for i in range(len(p))])
+
+
+def ref_cccl(t, m, z, log_scales, lam):
+    a, b, zz = _norm(t), _norm(m), _norm(z)
+    sc, st, sm, sz = np.exp(log_scales)
+    c, tt, mm, zt = sc * a @ b.T, st * a @ a.T, sm * b @ b.T, sz * zz @ zz.T
+    n = len(c)
+    nce = (-np.mean([_log_softmax(c[i])[i] for i in range(n)]) - np.mean([_log_softmax(c[:, j])[j] for j in range(n)])) / 2
+    teach = ref_cc(zt, tt) + ref_cc(zt, mm)
+    cons = sum((ref_cc(u, c) + ref_cc(u, c.T) + ref_cc(c, u) + ref_cc(c.T, u)) / 4 for u in (tt, mm))
+    return nce + lam * cons + (1 - lam) * teach
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0])
+def test_cccl_matches_reference(lam):
+    g = torch.Generator().manual_seed(2)
+    t, m, z = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g), torch.randn(7, 4, generator=g)
+    scales = torch.tensor([math.log(10), math.log(8), math.log(12), math.log(5)], requires_grad=True)
+    out = cccl(t, m, z, scales, lam=lam)
+    ref = ref_cccl(t.numpy(), m.numpy(), z.numpy(), scales.detach().numpy(), lam)
+    assert float(out["loss"]) == pytest.approx(ref, rel=1e-5)
+    out["loss"].backward()
+    grads = scales.grad.abs()
+    # s_z only enters through the teacher term, which vanishes at lam = 1
+    assert (grads[:3] > 0).all() and ((grads[3] > 0) if lam < 1 else (grads[3] == 0))
+
+
+def test_cccl_lambda_schedule():
+    assert [cccl_lambda(e, 40, 100) for e in (0, 39, 40, 70, 100, 250)] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
