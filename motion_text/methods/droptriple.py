@@ -44,7 +44,8 @@ class DropTriple(RetrievalMethod):
                  drop_duplicates: bool = True, mining: str = "max", warm_up: int = 5, lr: float = 2e-4,
                  lr_step_epoch: int = 30, lr_gamma: float = 0.1, text_max_length: int = 64,
                  protocols: list[str] | None = None, **kwargs) -> None:
-        kwargs.setdefault("sentence_model", None)
+        if kwargs.get("val_protocols") is None:
+            kwargs["val_protocols"] = ["all_captions", "all"]
         super().__init__(protocols=protocols or ["all_captions", "all", "guo"], **kwargs)
         self.save_hyperparameters()
         self.text_model = TextEncoder(text_model, frozen=True, max_length=text_max_length, pooling="cls")

