@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main", "configs_dir", "resolve_config", "MotionTextCLI", "available_configs"]
+__all__ = ["main", "configs_dir", "resolve_config", "MotionTextCLI", "available_configs"]  # noqa: F822 (lazy)
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 

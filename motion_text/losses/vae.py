@@ -23,6 +23,13 @@ def kl_gaussians(mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor 
     return kl.mean()
 
 
+def _masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """SmoothL1 averaged over the valid frames (and features) of each sample, then over samples."""
+    err = F.smooth_l1_loss(pred.float(), target.float(), reduction="none").mean(-1)  # (B, T)
+    m = mask.float()
+    return ((err * m).sum(1) / m.sum(1).clamp(min=1)).mean()
+
+
 def tmr_objective(motion: torch.Tensor, mask: torch.Tensor, m_from_text: torch.Tensor, m_from_motion: torch.Tensor,
                   text_dist: tuple[torch.Tensor, torch.Tensor], motion_dist: tuple[torch.Tensor, torch.Tensor],
                   z_text: torch.Tensor, z_motion: torch.Tensor, contrastive: torch.Tensor,
@@ -30,13 +37,13 @@ def tmr_objective(motion: torch.Tensor, mask: torch.Tensor, m_from_text: torch.T
                   lambda_contrastive: float = 0.1) -> dict[str, torch.Tensor]:
     """TMR's total loss (method-details 3.1) with its named parts.
 
-    recons = SmoothL1(dec(z_t), x) + SmoothL1(dec(z_m), x) over valid frames; KL = KL(q_t||q_m) + KL(q_m||q_t) +
-    KL(q_m||N) + KL(q_t||N); latent = SmoothL1(z_t, z_m); loss = 1.0 recons + 1e-5 KL + 1e-5 latent + 0.1 L_c.
-    (TMR averages the reconstruction over padded tensors whose padding is zero on both sides; here only valid frames
-    count, so the value does not depend on the padding of the batch.)
+    recons = SmoothL1(dec(z_t), x) + SmoothL1(dec(z_m), x); KL = KL(q_t||q_m) + KL(q_m||q_t) + KL(q_m||N) +
+    KL(q_t||N); latent = SmoothL1(z_t, z_m); loss = 1.0 recons + 1e-5 KL + 1e-5 latent + 0.1 L_c.
+    (TMR averages the reconstruction over padded tensors whose padding is zero on both sides. Here it is averaged over
+    each sample's valid frames, then over samples: the value does not depend on the batch's padding, and the mean of
+    equal-sized per-process batches equals the global-batch value, so DDP optimises exactly the 1-process objective.)
     """
-    x = motion.float()[mask]
-    recons = F.smooth_l1_loss(m_from_text.float()[mask], x) + F.smooth_l1_loss(m_from_motion.float()[mask], x)
+    recons = _masked_smooth_l1(m_from_text, motion, mask) + _masked_smooth_l1(m_from_motion, motion, mask)
     (mu_t, lv_t), (mu_m, lv_m) = text_dist, motion_dist
     kl = (kl_gaussians(mu_t, lv_t, mu_m, lv_m) + kl_gaussians(mu_m, lv_m, mu_t, lv_t)
           + kl_gaussians(mu_m, lv_m) + kl_gaussians(mu_t, lv_t))

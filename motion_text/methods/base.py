@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
-__all__ = ["MotionTextMethod", "InitFrom", "NonFiniteLossError", "load_weights"]
+__all__ = ["MotionTextMethod", "InitFrom", "NonFiniteLossError", "load_weights", "keyed_noise", "run_seed"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,27 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
     return report
 
 
+def run_seed() -> int:
+    """The run's seed (``seed_everything``), 0 when none was set."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def _key_seed(*parts) -> int:
+    return int.from_bytes(hashlib.blake2b("\x00".join(map(str, parts)).encode(), digest_size=8).digest(), "little")
+
+
+def keyed_noise(keys: list[str], shape: tuple[int, ...], epoch: int, device: torch.device,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise (len(keys), *shape), each row seeded by (run seed, key id, epoch).
+
+    The noise of a sample does not depend on the batch it is in, the process that holds it or whether the run was
+    resumed, so DDP and 1-process runs, and resumed and uninterrupted runs, draw the same VAE samples.
+    """
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(_key_seed(run_seed(), k, epoch) % 2**63))
+            for k in keys]
+    return torch.stack(rows).to(device=device, dtype=dtype)
+
+
 class MotionTextMethod(L.LightningModule):
     """Base LightningModule of all methods.
 
@@ -91,6 +116,15 @@ class MotionTextMethod(L.LightningModule):
         self.nfeats, self.num_joints, self.fps, self.skeleton_name = nfeats, num_joints, fps, skeleton
         self.init_from = list(init_from or [])
         self.init_reports: list[dict[str, list[str]]] = []
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """Re-seed the global RNGs (dropout, sampling) from (run seed, global step) before every step, so a resumed run
+        continues with the same random stream as an uninterrupted one (Lightning restores no RNG state, and creating
+        a DataLoader iterator draws from the global RNG at points that differ between the two)."""
+        seed = _key_seed(run_seed(), "step", self.global_step) % 2**31
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
 
     def apply_init_from(self) -> None:
         """Load every ``init_from`` entry; call at the end of a subclass ``__init__``."""

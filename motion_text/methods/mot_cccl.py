@@ -32,6 +32,8 @@ class MoTCCCL(TMR):
     Other parameters as :class:`~motion_text.methods.tmr.TMR`; the teacher Z uses ``sentence_model``.
     """
 
+    needs_sentence_embeddings = True  # the teacher Z
+
     def __init__(self, lambda_start: int = 40, lambda_end: int = 100, init_temperature: float = 0.1,
                  filter_threshold: float | None = None, lr: float = 5e-5, **kwargs) -> None:
         if kwargs.get("motion_encoder") is None:

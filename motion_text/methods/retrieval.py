@@ -81,6 +81,25 @@ class RetrievalMethod(MotionTextMethod):
         metric.update(t, m, batch["index"], sent_emb=sent, in_subset=in_subset, caption_emb=caps,
                       caption_owner=owner)
 
+    def setup(self, stage: str) -> None:
+        """Encode every caption of the data once, in a fixed order, with the frozen text models (TMR precomputes
+        them too): an epoch does not re-run the language model, and features do not depend on batch composition."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "datasets"):
+            return
+        texts = sorted({c for ds in dm.datasets.values() for src in ds.sources for it in src.items
+                        for c in it.captions})
+        text_model = getattr(self, "text_model", None)
+        if text_model is not None and hasattr(text_model, "precompute"):
+            n = text_model.precompute(texts)
+            if n:
+                log.info("encoded %d captions with the frozen text model", n)
+        if self.sentence_model is not None and (getattr(self, "filter_threshold", None) is not None
+                                                or "threshold" in self.protocols + self.val_protocols
+                                                or getattr(self, "needs_sentence_embeddings", False)):
+            self.sentence_embeddings(texts[:1])
+            self._sentence_encoder.precompute(texts)
+
     def on_test_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)
         self._nsim = dm.nsim_keys() if dm is not None and hasattr(dm, "nsim_keys") else None

