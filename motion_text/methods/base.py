@@ -117,6 +117,12 @@ class MotionTextMethod(L.LightningModule):
         self.init_from = list(init_from or [])
         self.init_reports: list[dict[str, list[str]]] = []
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's loader; ``init_from`` is not replayed (the checkpoint already holds those weights)."""
+        kwargs.setdefault("init_from", [])
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Re-seed the global RNGs (dropout, sampling) from (run seed, global step) before every step, so a resumed run
         continues with the same random stream as an uninterrupted one (Lightning restores no RNG state, and creating
