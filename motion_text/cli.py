@@ -138,6 +138,10 @@ def main(args: list[str] | None = None) -> int:
     if args and args[0] in TOOL_COMMANDS:
         return _run_tool(args)
     args = _resolve_config_args(args)
+    import warnings
+
+    # main() always passes the (resolved) command line explicitly
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_cls, method_cls, dm_cls = _make_cli_class()
     cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args,
             save_config_kwargs={"overwrite": True})
