@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest tests
 
 demo: install
 	$(BIN)/python -m motion_text.demo tmr
