@@ -43,6 +43,8 @@ class DatasetSpec:
         HumanML3D ``[train, val, test]``).
     synthetic: if > 0, generate that many synthetic motions into ``root`` when it does not exist yet.
     synthetic_seed: seed of the generator.
+    exclude_test: optional file of key ids (one per line) removed from this dataset's test split, e.g. the motions
+        a HumanML3D test set shares with KIT-ML (MoT++'s ``humanml3d_test_wokit`` / ``kitml_test_wohumanml3d``).
     """
 
     name: str = "humanml3d"
@@ -51,6 +53,7 @@ class DatasetSpec:
     stages: list[str] = field(default_factory=lambda: list(_STAGES))
     synthetic: int = 0
     synthetic_seed: int = 0
+    exclude_test: str | None = None
 
     @property
     def skeleton(self) -> Skeleton:
@@ -174,7 +177,15 @@ class MotionTextDataModule(L.LightningDataModule):
             if stage not in spec.stages:
                 continue
             data = self.read_split(spec, split)
-            sources.append(Source(spec.name, data.items, data.mean, data.std, spec.skeleton.num_joints, i))
+            items = data.items
+            if split == "test" and spec.exclude_test:
+                path = Path(spec.exclude_test).expanduser()
+                if not path.exists():
+                    raise DataError(f"{path}: exclude_test list of {spec.name!r} not found")
+                drop = {k.strip() for k in path.read_text().splitlines() if k.strip()}
+                items = [it for it in items if it.motion_id not in drop and it.key not in drop]
+                log.info("%s test: removed %d items listed in %s", spec.name, len(data.items) - len(items), path)
+            sources.append(Source(spec.name, items, data.mean, data.std, spec.skeleton.num_joints, i))
         if not sources:
             raise ValueError(f"no dataset serves the {stage!r} stage; set stages in data.datasets")
         if sum(len(s.items) for s in sources) == 0:

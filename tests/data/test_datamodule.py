@@ -106,3 +106,16 @@ def test_synthetic_generated_on_first_use(tmp_path):
     assert (tmp_path / "s" / "Mean.npy").exists()
     dm.setup("fit")
     assert len(dm.datasets["train"]) > 0
+
+
+def test_exclude_test_ids(h3d_root, tmp_path):
+    base = _dm(DatasetSpec("humanml3d", str(h3d_root)))
+    base.setup("test")
+    keys = [it.motion_id for s in base.datasets["test"].sources for it in s.items]
+    drop = tmp_path / "overlap.txt"
+    drop.write_text(f"{keys[0]}\n{keys[1]}\n")
+    dm = _dm(DatasetSpec("humanml3d", str(h3d_root), exclude_test=str(drop)))
+    dm.setup("test")
+    left = [it.motion_id for s in dm.datasets["test"].sources for it in s.items]
+    assert keys[0] not in left and keys[1] not in left
+    assert len(left) == len(keys) - sum(k in (keys[0], keys[1]) for k in keys)

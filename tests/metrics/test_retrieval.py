@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from motion_text.metrics.retrieval import (RetrievalMetric, format_table, protocol_all, protocol_all_captions,
-                                           protocol_small_batches, protocol_threshold, retrieval_ranks)
+from motion_text.metrics.retrieval import (
+    RetrievalMetric,
+    format_table,
+    protocol_all,
+    protocol_all_captions,
+    protocol_small_batches,
+    protocol_threshold,
+    retrieval_ranks,
+)
 
 
 def ref_ranks(sims, ties="average", gt_cols=None):

@@ -5,7 +5,6 @@ import json
 import os
 
 import lightning as L
-import torch
 import torch.distributed as dist
 
 
