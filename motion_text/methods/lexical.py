@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from motion_text.data.skeleton import get_skeleton
