@@ -98,7 +98,13 @@ class LexicalPretraining(RetrievalMethod):
         self.dec_mask_start = dec_mask_start if dec_mask_start is not None else defaults.get(phase, (0.5,))[0]
         self.lambda_nce = lambda_nce if lambda_nce is not None else (0.1 if phase == 2 else 1.0)
         self.temperature = temperature if temperature is not None else (0.1 if phase == 2 else 1.0)
-        if phase == 3:  # the text lexical space stays fixed
+        # train only what the phase uses (DDP requires every trainable parameter to receive a gradient)
+        trained = {1: (self.text, self.decoder), 2: (self.motion_encoder, self.joint_decoders),
+                   3: (self.motion_encoder, self.decoder), 4: (self.text, self.motion_encoder, self.decoder)}[phase]
+        self.requires_grad_(False)
+        for module in trained:
+            module.requires_grad_(True)
+        if phase == 3:  # the text lexical space (LM head shared with the decoder, word embeddings) stays fixed
             self.text.requires_grad_(False)
         self.apply_init_from()
 

