@@ -1,7 +1,18 @@
 """Helpers to build methods through the real CLI (so hyper-parameters are saved as class_path/init_args dicts)."""
 
+import lightning as L
 import pytest
 import yaml
+
+
+class EpochRecorder(L.Callback):
+    """Records ``getattr(pl_module, attr)`` at the start of every training epoch (schedules, curricula)."""
+
+    def __init__(self, attr: str):
+        self.attr, self.seen = attr, {}
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.seen[trainer.current_epoch] = getattr(pl_module, self.attr)
 
 
 def tiny_actor(latent=64, ff=128, layers=1, heads=2, cls="motion_text.models.encoders.actor.ACTORStyleEncoder"):

@@ -1,9 +1,8 @@
-import lightning as L
 import torch
 
 from motion_text.methods.droptriple import DropTriple
 
-from .conftest import build_cli, write_config
+from .conftest import EpochRecorder, build_cli, write_config
 
 
 def _model_cfg(**kw):
@@ -21,19 +20,11 @@ def _model_cfg(**kw):
     }
 
 
-class WarmRecorder(L.Callback):
-    def __init__(self):
-        self.seen = {}
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.seen[trainer.current_epoch] = pl_module.warm
-
-
 def test_droptriple_learns_and_prints_paper_protocol(h3d_learn_root, tmp_path):
     cfg = write_config(tmp_path / "dt.yaml", _model_cfg(warm_up=1), h3d_learn_root,
                        trainer={"max_epochs": 2}, data={"sample_unit": "pair"})
     cli = build_cli(["--config", str(cfg)])
-    rec = WarmRecorder()
+    rec = EpochRecorder("warm")
     cli.trainer.callbacks.append(rec)
     cli.trainer.fit(cli.model, cli.datamodule)
     assert rec.seen == {0: True, 1: False}
@@ -48,7 +39,7 @@ def test_droptriple_learns_and_prints_paper_protocol(h3d_learn_root, tmp_path):
                         trainer={"max_epochs": 3, "limit_train_batches": 2, "limit_val_batches": 1},
                         data={"sample_unit": "pair"})
     cli2 = build_cli(["--config", str(cfg2)])
-    rec2 = WarmRecorder()
+    rec2 = EpochRecorder("warm")
     cli2.trainer.callbacks.append(rec2)
     cli2.trainer.fit(cli2.model, cli2.datamodule, ckpt_path=ckpt)
     assert rec2.seen == {2: False}

@@ -1,9 +1,8 @@
-import lightning as L
 import pytest
 
 from motion_text.losses.contrastive import cccl_lambda
 
-from .conftest import build_cli, tiny_actor, write_config
+from .conftest import EpochRecorder, build_cli, tiny_actor, write_config
 
 
 def _cfg(**kw):
@@ -23,21 +22,13 @@ def _cfg(**kw):
     }
 
 
-class LambdaRecorder(L.Callback):
-    def __init__(self):
-        self.seen = {}
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self.seen[trainer.current_epoch] = pl_module.cccl_lambda
-
-
 def test_mot_cccl_learns_with_lambda_schedule(h3d_learn_root, tmp_path):
     # consistency from the first epoch collapses an untrained space (the paper starts it at epoch 40 of 250):
     # lambda = 0, 0, 0, 0.25 over this short run
     cfg = write_config(tmp_path / "m.yaml", _cfg(lambda_start=2, lambda_end=6), h3d_learn_root,
                        trainer={"max_epochs": 4})
     cli = build_cli(["--config", str(cfg)])
-    rec = LambdaRecorder()
+    rec = EpochRecorder("cccl_lambda")
     cli.trainer.callbacks.append(rec)
     cli.trainer.fit(cli.model, cli.datamodule)
     assert rec.seen == {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.25}
@@ -52,7 +43,7 @@ def test_mot_cccl_learns_with_lambda_schedule(h3d_learn_root, tmp_path):
     cfg2 = write_config(tmp_path / "m2.yaml", _cfg(lambda_start=0, lambda_end=8), h3d_learn_root,
                         trainer={"max_epochs": 5, "limit_train_batches": 1, "limit_val_batches": 1})
     cli2 = build_cli(["--config", str(cfg2)])
-    rec2 = LambdaRecorder()
+    rec2 = EpochRecorder("cccl_lambda")
     cli2.trainer.callbacks.append(rec2)
     cli2.trainer.fit(cli2.model, cli2.datamodule, ckpt_path=ckpt)
     assert rec2.seen == {4: pytest.approx(cccl_lambda(4, 0, 8))}
