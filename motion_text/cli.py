@@ -143,8 +143,17 @@ def main(args: list[str] | None = None) -> int:
     # main() always passes the (resolved) command line explicitly
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_cls, method_cls, dm_cls = _make_cli_class()
-    cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args,
-            save_config_kwargs={"overwrite": True})
+    from motion_text.data.readers import DataError
+
+    try:
+        cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args, save_config_kwargs={"overwrite": True})
+    except DataError as e:  # a dataset problem: one message naming the file, no traceback
+        raise SystemExit(f"error: {e}") from None
+    except ValueError as e:  # jsonargparse wraps a missing text model into its own error: show the model's message
+        lines = [ln.strip(" -") for ln in str(e).splitlines() if "Could not load text model" in ln]
+        if lines:
+            raise SystemExit(f"error: {lines[0]}") from None
+        raise
     return 0
 
 

@@ -43,3 +43,9 @@ def test_unknown_config_lists_available(capsys):
 def test_synth_command(tmp_path):
     main(["synth", "--format", "kitml", "--out", str(tmp_path / "k"), "--num", "8", "--workers", "1", "--quiet"])
     assert (tmp_path / "k" / "new_joint_vecs").is_dir() and (tmp_path / "k" / "Std.npy").exists()
+
+
+def test_missing_data_root_is_one_clear_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data/HumanML3D does not exist here
+    with pytest.raises(SystemExit, match=r"error: data/HumanML3D: dataset root of 'humanml3d' not found.*synth"):
+        main(["fit", "--config", "tmr_demo.yaml", "--data", "humanml3d.yaml", "--trainer.fast_dev_run=1"])
