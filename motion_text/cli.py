@@ -101,6 +101,10 @@ def _tool_parser() -> argparse.ArgumentParser:
     from motion_text import convert
 
     convert.add_parser(sub)
+    from motion_text import tools
+
+    tools.add_retrieve_parser(sub)
+    tools.add_score_parser(sub)
     return p
 
 
@@ -126,10 +130,18 @@ def _run_tool(args: list[str]) -> int:
     if ns.command == "configs":
         print("\n".join(available_configs()))
         return 0
+    if ns.command == "retrieve":
+        from motion_text.tools import retrieve
+
+        return retrieve.run(ns)
+    if ns.command == "score":
+        from motion_text.tools import score
+
+        return score.run(ns)
     return 2
 
 
-TOOL_COMMANDS = ("synth", "configs", "convert")
+TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score")
 
 
 def main(args: list[str] | None = None) -> int:

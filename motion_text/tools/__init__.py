@@ -1,0 +1,66 @@
+"""Researcher-facing tools of the retrieval methods: ``motion-text retrieve`` and ``motion-text score``.
+
+This module only declares the command lines (no torch import, for CLI start-up time); the work is done in
+:mod:`motion_text.tools.retrieve` and :mod:`motion_text.tools.score`, imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_retrieve_parser", "add_score_parser", "TOOL_NAMES"]
+
+TOOL_NAMES = ("retrieve", "score")
+
+
+def add_retrieve_parser(sub) -> argparse.ArgumentParser:
+    """Register ``retrieve`` on an argparse sub-parser collection."""
+    p = sub.add_parser("retrieve", help="text-to-motion / motion-to-text search with a trained retrieval checkpoint",
+                       description="Rank the motions of a split for a caption (--query), or its captions for a "
+                                   "motion (--motion), with the score of the checkpoint's method (cosine for TMR, "
+                                   "DropTriple, MoT++).")
+    p.add_argument("--ckpt", required=True, help="Lightning checkpoint of a retrieval method")
+    p.add_argument("--data", required=True,
+                   help="data config (DataModule init args, a packaged name such as synthetic_humanml3d.yaml, or a "
+                        "full training config with a data: section)")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--query", action="append", help="caption to search motions for (repeatable)")
+    q.add_argument("--motion", action="append",
+                   help="key id of the split or a .npy file of unnormalised features: search captions (repeatable)")
+    p.add_argument("-k", "--top-k", dest="k", type=int, default=5, help="results per query (default 5)")
+    p.add_argument("--split", default="test", help="gallery split (default test)")
+    p.add_argument("--render", metavar="DIR", default=None,
+                   help="write one skeleton animation per result (MP4 with ffmpeg, else GIF)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (for scripts)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the gallery embedding cache")
+    p.add_argument("--device", default="cpu", help="torch device, or 'auto' (cuda when available)")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the data config's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (the results are still printed)")
+    return p
+
+
+def add_score_parser(sub) -> argparse.ArgumentParser:
+    """Register ``score`` on an argparse sub-parser collection."""
+    p = sub.add_parser("score", help="evaluate generated motions with a retrieval model (R-precision, FID, ...)",
+                       description="Text-to-motion generation metrics of Guo et al. (CVPR 2022) computed in the "
+                                   "embedding space of a retrieval checkpoint (TMR as the evaluator).")
+    p.add_argument("--ckpt", required=True, help="Lightning checkpoint of a retrieval method (e.g. TMR)")
+    p.add_argument("--motions", required=True, help="folder of <id>.npy generated motions (unnormalised Guo features)")
+    p.add_argument("--captions", required=True, help="'<id>\\t<caption>' lines or a JSON {id: caption}")
+    p.add_argument("--stats-from", default=None,
+                   help="data config whose Mean/Std normalise the motions and whose --real-split is the FID "
+                        "reference")
+    p.add_argument("--mean", default=None, help="Mean.npy (overrides the data config's)")
+    p.add_argument("--std", default=None, help="Std.npy (overrides the data config's)")
+    p.add_argument("--real-split", default="test", help="reference split for FID (default test)")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="crop generated motions to their first frames (default: the data config's max_len)")
+    p.add_argument("--batch-size", type=int, default=32, help="R-precision batch size (Guo et al.: 32)")
+    p.add_argument("--diversity-times", type=int, default=300, help="pairs of the diversity metric (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--device", default="cpu", help="torch device, or 'auto'")
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the data config's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (the metrics are still printed)")
+    return p

@@ -1,0 +1,521 @@
+"""``motion-text retrieve``: search the motions of a split for a caption, or its captions for a motion.
+
+The method is restored with ``<Class>.load_from_checkpoint(ckpt, weights_only=True)``, its class named by the
+checkpoint's ``hyper_parameters["_class_path"]`` (imported, then required to be a
+:class:`~motion_text.methods.retrieval.RetrievalMethod`; nothing is unpickled). The gallery is the split of the
+:class:`~motion_text.data.datamodule.MotionTextDataModule` described by a data config, encoded exactly as the
+evaluation loop does (normalised features, first ``max_len`` frames); its embeddings are cached next to the
+checkpoint in ``<ckpt stem>.gallery-<split>-<hash>.pt``, the hash covering the checkpoint file (path, size, mtime),
+the dataset roots and the split options. Scores are the method's retrieval score: cosine similarity when
+``retrieval_normalize`` is set (TMR, DropTriple, MoT++), the raw dot product otherwise (lexical vectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["load_method", "checkpoint_class", "load_datamodule", "split_dataset", "encode_motions", "encode_arrays",
+           "encode_texts", "rank", "Hit", "Gallery", "build_gallery", "gallery_cache_path", "search_motions",
+           "search_captions", "resolve_motion_query", "item_joints", "skeleton_for", "render_hits", "run"]
+
+log = logging.getLogger(__name__)
+
+_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+_CACHE_VERSION = 1
+
+
+# ---- loading ---------------------------------------------------------------------------------------------------------
+def checkpoint_class(ckpt: str | Path) -> type:
+    """The :class:`RetrievalMethod` subclass named by a checkpoint's ``hyper_parameters["_class_path"]``.
+
+    The file is read with ``weights_only=True``; the class is imported by name and must subclass
+    :class:`~motion_text.methods.retrieval.RetrievalMethod`, otherwise a ``ValueError`` names what was found.
+    """
+    from motion_text.methods.retrieval import RetrievalMethod
+
+    path = Path(ckpt).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    hp = state.get("hyper_parameters") if isinstance(state, dict) else None
+    class_path = (hp or {}).get("_class_path")
+    if not isinstance(class_path, str) or not _CLASS_PATH.fullmatch(class_path):
+        raise ValueError(f"{path}: hyper_parameters has no usable '_class_path' (got {class_path!r}); expected a "
+                         "checkpoint written by `motion-text fit` or `motion-text convert`")
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name, None)
+    except ImportError as e:
+        raise ValueError(f"{path}: cannot import the checkpoint's class {class_path!r} ({e})") from None
+    if not (isinstance(cls, type) and issubclass(cls, RetrievalMethod)):
+        raise ValueError(f"{path}: {class_path!r} is not a retrieval method (a subclass of "
+                         "motion_text.methods.retrieval.RetrievalMethod)")
+    return cls
+
+
+def load_method(ckpt: str | Path, device: str | torch.device = "cpu"):
+    """Restore a retrieval method from a checkpoint (weights only), in eval mode on ``device``."""
+    cls = checkpoint_class(ckpt)
+    device = _device(device)
+    method = cls.load_from_checkpoint(str(Path(ckpt).expanduser()), map_location="cpu", weights_only=True)
+    return method.to(device).eval()
+
+
+def _device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_datamodule(data: str | Path | dict, **overrides):
+    """A :class:`MotionTextDataModule` from a data config.
+
+    ``data``: a YAML file or packaged config name holding the DataModule's init args (``lightning_configs/data/``),
+    a full training config whose ``data:`` section is used (inline, or a file name resolved next to the config or
+    among the packaged ones), or the init args as a dict. ``overrides`` (``None`` values ignored) replace init args,
+    e.g. ``num_workers=0``. Values are checked and converted by jsonargparse, as the training CLI does.
+    """
+    import yaml
+    from jsonargparse import ArgumentParser
+
+    from motion_text.cli import resolve_config
+    from motion_text.data.datamodule import MotionTextDataModule
+
+    if isinstance(data, dict):
+        cfg, base = dict(data), Path.cwd()
+    else:
+        path = Path(resolve_config(str(data))).expanduser()
+        if not path.is_file():
+            raise ValueError(f"data config {str(data)!r} is neither a file nor a packaged config")
+        cfg, base = yaml.safe_load(path.read_text()) or {}, path.parent
+    if not isinstance(cfg, dict):
+        raise ValueError(f"data config {data!r} must be a mapping of DataModule init args, got {type(cfg).__name__}")
+    if "data" in cfg and {"model", "trainer", "seed_everything"} & set(cfg):  # a full training config
+        sub = cfg["data"]
+        if isinstance(sub, str):
+            near = base / sub
+            return load_datamodule(str(near) if near.is_file() else sub, **overrides)
+        cfg = dict(sub or {})
+    if "init_args" in cfg:
+        cfg = dict(cfg["init_args"] or {})
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(MotionTextDataModule, "data")
+    try:
+        parsed = parser.parse_object({"data": cfg})
+    except Exception as e:  # jsonargparse's ArgumentError: a user error in the config
+        raise ValueError(f"invalid data config {data if not isinstance(data, dict) else '<dict>'!r}: {e}") from None
+    inst = parser.instantiate(parsed) if hasattr(parser, "instantiate") else parser.instantiate_classes(parsed)
+    return inst.data
+
+
+def split_dataset(dm, split: str):
+    """Prepare the data (synthetic sets are generated on first use) and return the evaluation dataset of ``split``."""
+    dm.prepare_data()
+    dm.predict_split = split
+    dm.setup("predict")
+    return dm.datasets[split]
+
+
+# ---- encoding --------------------------------------------------------------------------------------------------------
+Advance = Callable[[int], None]
+
+
+@contextmanager
+def progress_bar(description: str, total: int, quiet: bool = False) -> Iterator[Advance]:
+    """A transient rich progress bar on stderr (stdout stays clean for ``--json``); ``advance(n)`` moves it.
+    Silent with ``quiet``."""
+    if quiet:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True, console=Console(stderr=True)) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda n: prog.advance(task, n)
+
+
+def _finish(method, emb: torch.Tensor) -> torch.Tensor:
+    emb = emb.float().cpu()
+    return F.normalize(emb, dim=-1) if getattr(method, "retrieval_normalize", True) else emb
+
+
+@torch.no_grad()
+def encode_motions(method, dataset, batch_size: int = 64, num_workers: int = 0,
+                   advance: Advance | None = None) -> torch.Tensor:
+    """Motion embeddings (N, D) of every item of an evaluation dataset, in dataset order (L2-normalised for cosine
+    methods)."""
+    from torch.utils.data import DataLoader
+
+    from motion_text.data.dataset import collate_motion_text
+
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=collate_motion_text)
+    out = []
+    for batch in loader:
+        out.append(method.encode_motion(batch["motion"].to(method.device), batch["mask"].to(method.device)).float())
+        if advance:
+            advance(len(batch["key"]))
+    return _finish(method, torch.cat(out))
+
+
+@torch.no_grad()
+def encode_arrays(method, motions: Sequence[np.ndarray | torch.Tensor], batch_size: int = 64,
+                  advance: Advance | None = None) -> torch.Tensor:
+    """Motion embeddings (N, D) of normalised feature arrays (T_i, nfeats) of any lengths (padded and masked)."""
+    out = []
+    for lo in range(0, len(motions), batch_size):
+        chunk = [torch.as_tensor(np.asarray(m), dtype=torch.float32) for m in motions[lo : lo + batch_size]]
+        lengths = torch.tensor([len(m) for m in chunk])
+        x = torch.zeros(len(chunk), int(lengths.max()), chunk[0].shape[-1])
+        for i, m in enumerate(chunk):
+            x[i, : len(m)] = m
+        mask = torch.arange(x.shape[1])[None] < lengths[:, None]
+        out.append(method.encode_motion(x.to(method.device), mask.to(method.device)).float())
+        if advance:
+            advance(len(chunk))
+    return _finish(method, torch.cat(out))
+
+
+@torch.no_grad()
+def encode_texts(method, texts: Sequence[str], batch_size: int = 64, advance: Advance | None = None) -> torch.Tensor:
+    """Text embeddings (N, D) of captions (L2-normalised for cosine methods)."""
+    out = []
+    for lo in range(0, len(texts), batch_size):
+        chunk = list(texts[lo : lo + batch_size])
+        out.append(method.encode_text(chunk).float())
+        if advance:
+            advance(len(chunk))
+    return _finish(method, torch.cat(out))
+
+
+# ---- ranking ---------------------------------------------------------------------------------------------------------
+def rank(query: torch.Tensor, gallery: torch.Tensor, k: int, normalize: bool = True
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` gallery rows of each query by decreasing score.
+
+    Parameters
+    ----------
+    query: (Q, D) embeddings; gallery: (N, D) embeddings.
+    k: results per query (clipped to N).
+    normalize: cosine similarity (True; TMR, DropTriple, MoT++ retrieve by cosine) or the raw dot product.
+
+    Returns
+    -------
+    scores (Q, k) float64 and gallery indices (Q, k); ties keep gallery order (stable sort).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
+        raise ValueError(f"expected query (Q, D) and gallery (N, D), got {tuple(query.shape)} and "
+                         f"{tuple(gallery.shape)}")
+    q, g = query.double(), gallery.double()
+    if normalize:
+        q, g = F.normalize(q, dim=-1), F.normalize(g, dim=-1)
+    scores = q @ g.T  # (Q, N)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, : min(k, g.shape[0])]
+    return scores.gather(1, order), order
+
+
+@dataclass
+class Hit:
+    """One result: 1-based rank, the gallery item's key id, the score, the caption shown (the ranked caption for
+    motion-to-text, the item's first caption for text-to-motion), all captions of the item and the rendered file."""
+
+    rank: int
+    key: str
+    score: float
+    caption: str
+    captions: list[str] = field(default_factory=list)
+    render: str | None = None
+
+
+@dataclass
+class Gallery:
+    """Embeddings of one split: motions (N, D) in dataset order and/or every caption (C, D) with its item index."""
+
+    keys: list[str]
+    captions: list[list[str]]
+    motion_emb: torch.Tensor | None = None
+    caption_emb: torch.Tensor | None = None
+    caption_owner: torch.Tensor | None = None
+
+    def flat_captions(self) -> tuple[list[str], torch.Tensor]:
+        flat = [c for caps in self.captions for c in caps]
+        owner = torch.repeat_interleave(torch.arange(len(self.captions)),
+                                        torch.tensor([len(c) for c in self.captions]))
+        return flat, owner
+
+
+def gallery_cache_path(ckpt: str | Path, dm, split: str) -> Path:
+    """``<ckpt dir>/<ckpt stem>.gallery-<split>-<hash>.pt``; the hash covers the checkpoint file (resolved path, size,
+    mtime) and what decides the gallery: dataset roots / layouts, the split, crop length and filters."""
+    ckpt = Path(ckpt).expanduser().resolve()
+    st = ckpt.stat()
+    ident = {
+        "ckpt": [str(ckpt), st.st_size, st.st_mtime_ns],
+        "data": [[str(s.resolved_root().expanduser().resolve()), s.name, s.layout, s.exclude_test] for s in dm.specs],
+        "split": split, "max_len": dm.max_len, "min_len": dm.min_len, "max_len_filter": dm.max_len_filter,
+        "mirrors": dm.include_mirrors_in_test,
+    }
+    digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
+    safe_split = re.sub(r"[^\w.-]", "_", split)
+    return ckpt.with_name(f"{ckpt.stem}.gallery-{safe_split}-{digest}.pt")
+
+
+def _read_cache(path: Path | None, keys: list[str]) -> dict:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: recompute
+        log.warning("ignoring unreadable gallery cache %s (%s)", path, e)
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or data.get("keys") != keys:
+        log.info("gallery cache %s does not match the split; recomputing", path)
+        return {}
+    return data
+
+
+def _write_cache(path: Path | None, data: dict) -> None:
+    if path is None:
+        return
+    try:
+        tmp = path.with_suffix(".tmp")
+        torch.save(data, tmp)
+        tmp.replace(path)
+    except OSError as e:
+        log.warning("could not write the gallery cache %s (%s)", path, e)
+
+
+def build_gallery(method, dataset, motions: bool = True, captions: bool = False, cache: Path | None = None,
+                  batch_size: int = 64, num_workers: int = 0, quiet: bool = False) -> Gallery:
+    """Encode (or read from ``cache``) the motions and/or all captions of an evaluation dataset."""
+    keys = [dataset.item(i).key for i in range(len(dataset))]
+    caps = [list(dataset.item(i).captions) for i in range(len(dataset))]
+    gallery = Gallery(keys, caps)
+    data = _read_cache(cache, keys)
+    dirty = False
+    if motions:
+        if "motion_emb" not in data:
+            with progress_bar("encoding gallery motions", len(dataset), quiet) as adv:
+                data["motion_emb"] = encode_motions(method, dataset, batch_size, num_workers, adv)
+            dirty = True
+        gallery.motion_emb = data["motion_emb"]
+    if captions:
+        flat, owner = gallery.flat_captions()
+        if "caption_emb" not in data or data.get("captions") != flat:
+            with progress_bar("encoding gallery captions", len(flat), quiet) as adv:
+                data["caption_emb"] = encode_texts(method, flat, batch_size, adv)
+            data["captions"] = flat
+            dirty = True
+        gallery.caption_emb, gallery.caption_owner = data["caption_emb"], owner
+    if dirty:
+        data.update(version=_CACHE_VERSION, keys=keys)
+        _write_cache(cache, data)
+    return gallery
+
+
+def search_motions(method, gallery: Gallery, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    """Text-to-motion: the top-``k`` motions of the gallery for each caption."""
+    if gallery.motion_emb is None:
+        raise ValueError("the gallery has no motion embeddings (build_gallery(..., motions=True))")
+    q = encode_texts(method, list(queries))
+    scores, idx = rank(q, gallery.motion_emb, k, normalize=getattr(method, "retrieval_normalize", True))
+    return [[Hit(r + 1, gallery.keys[j], float(s), gallery.captions[j][0], gallery.captions[j])
+             for r, (s, j) in enumerate(zip(srow.tolist(), irow.tolist()))] for srow, irow in zip(scores, idx)]
+
+
+def search_captions(method, gallery: Gallery, motion_emb: torch.Tensor, k: int) -> list[list[Hit]]:
+    """Motion-to-text: the top-``k`` captions of the gallery (every caption of every item) for each motion (Q, D)."""
+    if gallery.caption_emb is None:
+        raise ValueError("the gallery has no caption embeddings (build_gallery(..., captions=True))")
+    flat, owner = gallery.flat_captions()
+    scores, idx = rank(motion_emb, gallery.caption_emb, k, normalize=getattr(method, "retrieval_normalize", True))
+    hits = []
+    for srow, irow in zip(scores, idx):
+        row = []
+        for r, (s, c) in enumerate(zip(srow.tolist(), irow.tolist())):
+            o = int(owner[c])
+            row.append(Hit(r + 1, gallery.keys[o], float(s), flat[c], gallery.captions[o]))
+        hits.append(row)
+    return hits
+
+
+# ---- motions: queries and renders ------------------------------------------------------------------------------------
+def skeleton_for(num_joints: int):
+    """The registered skeleton with ``num_joints`` joints (22: HumanML3D / TMR layout, 21: KIT-ML)."""
+    from motion_text.data.skeleton import SKELETONS
+
+    for skel in SKELETONS.values():
+        if skel.num_joints == num_joints:
+            return skel
+    raise ValueError(f"no skeleton with {num_joints} joints; known: "
+                     f"{ {s.name: s.num_joints for s in SKELETONS.values()} }")
+
+
+def item_joints(dataset, index: int, max_frames: int | None = None):
+    """Joint positions (T, J, 3) of a dataset item (``new_joints/`` when the layout ships them, else
+    ``recover_from_ric`` of the unnormalised features) and its skeleton. The whole item unless ``max_frames``."""
+    from motion_text.data.features import recover_from_ric
+
+    si, ii, _ = dataset.entries[index]
+    src = dataset.sources[si]
+    item = src.items[ii]
+    end = item.end if max_frames is None else min(item.end, item.start + max_frames)
+    if item.joints_path is not None:
+        joints = np.array(np.load(item.joints_path, mmap_mode="r", allow_pickle=False)[item.start : end])
+    else:
+        raw = np.array(np.load(item.path, mmap_mode="r", allow_pickle=False)[item.start : end], dtype=np.float64)
+        joints = recover_from_ric(torch.from_numpy(raw), src.num_joints).numpy()
+    return joints.astype(np.float32), skeleton_for(src.num_joints)
+
+
+def load_feature_file(path: str | Path, nfeats: int) -> np.ndarray:
+    """Unnormalised features (T, nfeats) from a ``.npy`` file (leading singleton axes are dropped)."""
+    path = Path(path).expanduser()
+    arr = np.load(path, allow_pickle=False)
+    while arr.ndim > 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2 or arr.shape[1] != nfeats or len(arr) == 0:
+        raise ValueError(f"{path}: expected unnormalised features of shape (T, {nfeats}), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: features contain NaN or Inf")
+    return arr.astype(np.float32)
+
+
+def resolve_motion_query(spec: str, dataset, nfeats: int, max_len: int | None):
+    """A ``--motion`` argument: a ``.npy`` file of unnormalised features or a key / motion id of the split.
+
+    Returns (label, normalised features (T, nfeats) tensor, joints (T, J, 3), skeleton). Files are normalised with
+    the split's (first dataset's) Mean/Std and cropped to ``max_len`` frames, as gallery motions are.
+    """
+    from motion_text.data.features import recover_from_ric
+
+    if spec.endswith(".npy") or Path(spec).expanduser().is_file():
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--motion {spec!r}: no such .npy file")
+        raw = load_feature_file(path, nfeats)
+        src = dataset.sources[0]
+        feats = (raw[:max_len] - src.mean) / src.std
+        num_joints = (nfeats + 1) // 12
+        joints = recover_from_ric(torch.from_numpy(raw).double(), num_joints).float().numpy()
+        return path.stem, torch.from_numpy(np.asarray(feats, dtype=np.float32)), joints, skeleton_for(num_joints)
+    for i in range(len(dataset)):
+        item = dataset.item(i)
+        if spec in (item.key, item.motion_id):
+            joints, skel = item_joints(dataset, i)
+            return item.key, dataset[i]["motion"], joints, skel
+    examples = ", ".join(dataset.item(i).key for i in range(min(5, len(dataset))))
+    raise ValueError(f"--motion {spec!r} is neither a .npy file nor a key id of the split (e.g. {examples})")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]", "_", name)
+
+
+def render_hits(dataset, hits: list[Hit], out_dir: str | Path, prefix: str = "", quiet: bool = False) -> None:
+    """Write one skeleton animation per hit (real fps, dataset kinematic chain); sets ``hit.render``."""
+    from motion_text.viz.skeleton import render_animation
+
+    index = {dataset.item(i).key: i for i in range(len(dataset))}
+    with progress_bar("rendering", len(hits), quiet) as adv:
+        for h in hits:
+            joints, skel = item_joints(dataset, index[h.key])
+            title = f"#{h.rank} {h.key}  score {h.score:.3f}\n{h.caption[:70]}"
+            path = Path(out_dir) / f"{prefix}{h.rank:02d}_{_safe(h.key)}.mp4"
+            h.render = str(render_animation(joints, skel.chains, skel.fps, path, title=title))
+            adv(1)
+
+
+# ---- command ---------------------------------------------------------------------------------------------------------
+def _print_tables(results: list[dict], direction: str, show_files: bool = True) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for res in results:
+        table = Table(title=f"{direction}: {res['query']}", title_justify="left")
+        table.add_column("rank", justify="right")
+        table.add_column("key id")
+        table.add_column("score", justify="right")
+        table.add_column("caption")
+        for h in res["hits"]:
+            table.add_row(str(h["rank"]), h["key"], f"{h['score']:.4f}", h["caption"])
+        console.print(table)
+        files = [h["render"] for h in res["hits"] if h.get("render")]
+        if files and show_files:
+            console.print("rendered: " + ", ".join(files))
+
+
+def run(ns) -> int:
+    """Entry point of ``motion-text retrieve`` (``ns`` from :func:`motion_text.tools.add_retrieve_parser`); a user error
+    (missing file, bad value) ends with one ``error:`` line instead of a traceback."""
+    try:
+        return _run(ns)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def _run(ns) -> int:
+    if ns.k < 1:
+        raise ValueError(f"-k must be >= 1, got {ns.k}")
+    method = load_method(ns.ckpt, ns.device)
+    dm = load_datamodule(ns.data, num_workers=ns.num_workers)
+    if dm.feature_dim != method.nfeats:
+        raise ValueError(f"data config {ns.data!r} has {dm.feature_dim}-d features but the checkpoint's model "
+                         f"expects {method.nfeats}")
+    dataset = split_dataset(dm, ns.split)
+    cache = None if ns.no_cache else gallery_cache_path(ns.ckpt, dm, ns.split)
+    workers = dm.num_workers if ns.num_workers is None else ns.num_workers
+    if ns.query:
+        direction = "text-to-motion"
+        gallery = build_gallery(method, dataset, motions=True, cache=cache, batch_size=ns.batch_size,
+                                num_workers=workers, quiet=ns.quiet)
+        labels = list(ns.query)
+        hits = search_motions(method, gallery, labels, ns.k)
+        if ns.render:
+            for qi, row in enumerate(hits):
+                render_hits(dataset, row, ns.render, prefix=f"q{qi}_" if len(hits) > 1 else "", quiet=ns.quiet)
+    else:
+        direction = "motion-to-text"
+        gallery = build_gallery(method, dataset, motions=False, captions=True, cache=cache,
+                                batch_size=ns.batch_size, num_workers=workers, quiet=ns.quiet)
+        queries = [resolve_motion_query(m, dataset, method.nfeats, dm.max_len) for m in ns.motion]
+        labels = [q[0] for q in queries]
+        emb = encode_arrays(method, [q[1] for q in queries], ns.batch_size)
+        hits = search_captions(method, gallery, emb, ns.k)
+        if ns.render:
+            from motion_text.viz.skeleton import render_animation
+
+            for (label, _, joints, skel), row in zip(queries, hits):
+                out = render_animation(joints, skel.chains, skel.fps, Path(ns.render) / f"query_{_safe(label)}.mp4",
+                                       title=f"{label}\n{row[0].caption[:70] if row else ''}")
+                for h in row:
+                    h.render = str(out)
+    results = [{"query": q, "hits": [asdict(h) for h in row]} for q, row in zip(labels, hits)]
+    if ns.json:
+        sys.stdout.write(json.dumps({"direction": direction, "ckpt": str(ns.ckpt), "split": ns.split,
+                                     "results": results}, indent=2) + "\n")
+    else:
+        _print_tables(results, direction, show_files=not ns.quiet)
+    return 0
