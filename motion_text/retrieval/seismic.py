@@ -230,8 +230,10 @@ class SeismicSparseIndex:
                 [np.asarray([str(int(t)) for t in rows[r][0]], dtype=st) for r in live],
                 [rows[r][1].astype(np.float32) for r in live],
                 k=int(k), query_cut=qc, heap_factor=hf, sorted=srt, num_threads=num_threads)
-            for r, hits in zip(live, out):
-                results[r] = hits
+            # batch_search does not keep the order of the queries: route each hit list by its query id
+            for hits in out:
+                if hits:
+                    results[int(hits[0][0])] = hits
         all_ids, all_scores, all_terms = [], [], []
         for r in range(len(rows)):
             hits = results[r]
