@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from .conftest import tiny_actor, write_config
 
@@ -39,6 +40,13 @@ METHODS = {
 DATA = {"lexical_phase4": {"joints": True, "max_len": 24}}
 
 
+# CUDA parametrisations run where a GPU is present (DDP on CUDA needs two) and are skipped, alone, elsewhere
+_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+_TWO_CUDA = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP on CUDA needs 2 GPUs")
+BF16_ACCELERATORS = ["cpu", pytest.param("cuda", marks=_CUDA)]
+DDP_ACCELERATORS = ["cpu", pytest.param("cuda", marks=_TWO_CUDA)]
+
+
 def _run(args, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "motion_text.cli", *args], cwd=tmp_path, env=env,
@@ -47,18 +55,30 @@ def _run(args, tmp_path):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("accelerator", BF16_ACCELERATORS)
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_bf16_mixed_fit(method, h3d_root, tmp_path):
+def test_bf16_mixed_fit(method, accelerator, h3d_root, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root, data=DATA.get(method))
     out = _run(["fit", "--config", str(cfg), "--trainer.precision=bf16-mixed", "--trainer.fast_dev_run=2",
+                f"--trainer.accelerator={accelerator}",
                 "--trainer.detect_anomaly=false"], tmp_path)
     assert "NonFiniteLossError" not in out
 
 
+@pytest.mark.parametrize("accelerator", DDP_ACCELERATORS)
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_ddp_two_process_fit(method, h3d_root, tmp_path):
+def test_ddp_two_process_fit(method, accelerator, h3d_root, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root, data={"batch_size": 4, **DATA.get(method, {})})
     out = _run(["fit", "--config", str(cfg), "--trainer.strategy=ddp", "--trainer.devices=2",
-                "--trainer.accelerator=cpu", "--trainer.max_steps=2", "--trainer.limit_val_batches=2",
+                f"--trainer.accelerator={accelerator}", "--trainer.max_steps=2", "--trainer.limit_val_batches=2",
                 "--trainer.num_sanity_val_steps=0"], tmp_path)
     assert "max_steps=2" in out
+
+
+@pytest.mark.parametrize("method", ["tmr"])
+@_CUDA
+def test_16_mixed_fit_on_cuda(method, h3d_root, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", METHODS[method], h3d_root, data=DATA.get(method))
+    out = _run(["fit", "--config", str(cfg), "--trainer.precision=16-mixed", "--trainer.fast_dev_run=2",
+                "--trainer.accelerator=cuda", "--trainer.detect_anomaly=false"], tmp_path)
+    assert "NonFiniteLossError" not in out
