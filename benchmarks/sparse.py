@@ -188,7 +188,7 @@ def run(quick: bool = False, *, n_docs: int | None = None, n_queries: int = 1000
         lat = _latency(lambda i: torch.topk(emb @ q_dense[i], 10), nd)
         batched = _batched(lambda a, b: torch.topk(q_dense[a:b] @ emb.T, 10, dim=1), n_queries, 64)
     out["dense"] = {"bytes": emb.numel() * emb.element_size(), "latency": lat, "batched_ms_per_query": batched}
-    del emb
+    emb = None  # free the embeddings (a del would unbind the name the lambdas above close over)
     gc.collect()
 
     dense = out["dense"]

@@ -124,6 +124,11 @@ def _tool_parser() -> argparse.ArgumentParser:
 
     tools.add_retrieve_parser(sub)
     tools.add_score_parser(sub)
+    from motion_text.tools import sparse_args
+
+    sparse_args.add_index_parser(sub)
+    sparse_args.add_search_parser(sub)
+    sparse_args.add_sparsity_parser(sub)
     return p
 
 
@@ -157,10 +162,14 @@ def _run_tool(args: list[str]) -> int:
         from motion_text.tools import score
 
         return score.run(ns)
+    if ns.command in ("index", "search", "sparsity"):
+        from motion_text.tools import sparse
+
+        return {"index": sparse.run_index, "search": sparse.run_search, "sparsity": sparse.run_sparsity}[ns.command](ns)
     return 2
 
 
-TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score")
+TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity")
 
 
 def main(args: list[str] | None = None) -> int:
