@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from motion_text.data.features import recover_from_ric
-from motion_text.data.readers import MotionItem
+from motion_text.data.readers import DataError, MotionItem
 
 __all__ = ["Source", "MotionTextDataset", "EpochSeededSampler", "collate_motion_text"]
 
@@ -25,6 +25,15 @@ class Source:
     std: np.ndarray
     num_joints: int
     dataset_id: int = 0
+
+
+def _read_rows(path, lo: int, hi: int) -> np.ndarray:
+    """Frames ``[lo, hi)`` of a ``.npy`` file as float32; a file that became unreadable after start-up (or a joints file,
+    which the readers do not open) raises :class:`DataError` naming it."""
+    try:
+        return np.array(np.load(path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
+    except Exception as e:  # noqa: BLE001 - any decoding failure is a data error naming the file
+        raise DataError(f"{path}: cannot read frames {lo}:{hi} ({type(e).__name__}: {e})") from None
 
 
 def _rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -75,7 +84,7 @@ class MotionTextDataset(Dataset):
         else:
             offset = 0
         lo, hi = item.start + offset, item.start + offset + n
-        raw = np.array(np.load(item.path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
+        raw = _read_rows(item.path, lo, hi)
         motion = (raw - src.mean) / src.std
         if ci >= 0:
             text = item.captions[ci]
@@ -93,7 +102,7 @@ class MotionTextDataset(Dataset):
         }
         if self.joints:
             if item.joints_path is not None:
-                j = np.array(np.load(item.joints_path, mmap_mode="r", allow_pickle=False)[lo:hi], dtype=np.float32)
+                j = _read_rows(item.joints_path, lo, hi)
             else:
                 j = recover_from_ric(torch.from_numpy(raw).double(), src.num_joints).float().numpy()
             out["joints"] = torch.from_numpy(j)

@@ -153,6 +153,8 @@ def parse_caption_line(line: str) -> tuple[str, float, float]:
     if len(parts) < 4:
         raise ValueError(f"expected 'caption#tokens#start#end', found {len(parts)} field(s)")
     start, end = float(parts[2]), float(parts[3])
+    if np.isinf(start) or np.isinf(end):
+        raise ValueError(f"start/end must be finite seconds, found {parts[2]!r}#{parts[3]!r}")
     start = 0.0 if np.isnan(start) else start
     end = 0.0 if np.isnan(end) else end
     return parts[0].strip(), start, end
@@ -172,7 +174,10 @@ def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[
             key = (0, n_frames)
         else:
             s, e = int(start * fps), int(end * fps)
-            if start < 0 or end <= start or s >= n_frames or e > n_frames + 1:
+            if end <= start:
+                report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict)
+                continue
+            if start < 0 or s >= n_frames or e > n_frames + 1:
                 report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
                             strict)
                 continue
@@ -205,7 +210,16 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
     report = SkipReport(split, total=len(ids))
     items: list[MotionItem] = []
     vec_dir, text_dir, joint_dir = root / "new_joint_vecs", root / "texts", root / "new_joints"
+    for d, what in ((vec_dir, "feature folder"), (text_dir, "caption folder")):
+        if not d.is_dir():
+            raise DataError(f"{d}: {what} not found (expected the {skeleton.name} layout: new_joint_vecs/, texts/, "
+                            "Mean.npy, Std.npy, train/val/test.txt)")
+    seen: set[str] = set()
     for mid in ids:
+        if mid in seen:
+            report.skip("duplicate id", f"{root / (split + '.txt')} [{mid}]", strict)
+            continue
+        seen.add(mid)
         if not include_mirrors and mid.startswith("M"):
             report.total -= 1
             continue
@@ -247,6 +261,19 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
     return SplitData(sorted(items, key=lambda it: it.key), mean, std, report)
 
 
+def _tmr_spans(entry: dict, default_duration: float, fps: float) -> list[tuple[str, float, float]]:
+    """(text, start, end) of one annotations.json entry; the whole-clip span becomes ``0#0`` (raises on bad types)."""
+    duration = float(entry.get("duration", default_duration))
+    spans = []
+    for a in entry.get("annotations", []):
+        start, end = float(a.get("start", 0.0)), float(a.get("end", 0.0))
+        if not (np.isfinite(start) and np.isfinite(end) and np.isfinite(duration)):
+            raise ValueError(f"start/end/duration must be finite, found {start}, {end}, {duration}")
+        whole = start <= 0.0 and end >= duration - 1.0 / fps
+        spans.append((str(a.get("text", "")).strip(), 0.0 if whole else start, 0.0 if whole else end))
+    return spans
+
+
 def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tuple[int, int] | None = None,
                    strict: bool = False, allow_missing: bool = False, include_mirrors: bool = True,
                    length_filter: bool = True) -> SplitData:
@@ -267,6 +294,8 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
         annotations = json.loads(ann_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{ann_path}: not valid JSON ({e})") from None
+    if not isinstance(annotations, dict):
+        raise DataError(f"{ann_path}: expected a JSON object keyid -> annotation, found {type(annotations).__name__}")
     ids = read_split_file(root / "splits" / f"{split}.txt")
     lengths = (lengths or (2 * int(skeleton.fps), 10 * int(skeleton.fps) + 1)) if length_filter else (1, 10**9)
     report = SkipReport(split, total=len(ids))
@@ -276,7 +305,7 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
             report.total -= 1
             continue
         entry = annotations.get(kid)
-        if not isinstance(entry, dict) or "path" not in entry:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             report.skip("no annotation", f"{ann_path} [{kid}]", strict)
             continue
         path = root / "motions" / f"{entry['path']}.npy"
@@ -286,12 +315,11 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
                 continue
             raise DataError(f"{path}: motion file of keyid {kid!r} ({ann_path}) not found")
         n_frames = check_motion_file(path, dim)
-        duration = float(entry.get("duration", n_frames / skeleton.fps))
-        spans = []
-        for a in entry.get("annotations", []):
-            start, end = float(a.get("start", 0.0)), float(a.get("end", 0.0))
-            whole = start <= 0.0 and end >= duration - 1.0 / skeleton.fps
-            spans.append((str(a.get("text", "")).strip(), 0.0 if whole else start, 0.0 if whole else end))
+        try:
+            spans = _tmr_spans(entry, n_frames / skeleton.fps, skeleton.fps)
+        except (TypeError, ValueError, AttributeError) as e:
+            report.skip("malformed annotation", f"{ann_path} [{kid}] ({e})", strict)
+            continue
         if not spans:
             report.skip("no caption", f"{ann_path} [{kid}]", strict)
             continue
