@@ -1,4 +1,5 @@
-"""The one DataModule of the project: HumanML3D, KIT-ML (Guo or TMR layout), several at once for joint training."""
+"""The one DataModule of the project: HumanML3D, KIT-ML (Guo or TMR layout), several at once for joint training;
+AIST++ music-dance windows (:mod:`motion_text.data.aistpp`) for music-to-dance."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ _STAGES = ("train", "val", "test")
 _SOURCES = {
     "humanml3d": "HumanML3D: https://github.com/EricGuo5513/HumanML3D (build new_joint_vecs/ with its scripts)",
     "kitml": "KIT-ML in HumanML3D's processed format: https://github.com/EricGuo5513/HumanML3D",
+    "aistpp": "AIST++: https://google.github.io/aistplusplus_dataset (motions/, wav/, splits/, ignore_list.txt)",
 }
 
 
@@ -35,7 +37,7 @@ def default_cache_dir() -> Path:
 class DatasetSpec:
     """One dataset of the DataModule.
 
-    name: ``humanml3d`` or ``kitml``.
+    name: ``humanml3d``, ``kitml`` or ``aistpp`` (music-dance; its layout is always ``aistpp``).
     root: folder of the dataset; for synthetic data, optional (a cache folder is used).
     layout: ``guo`` (new_joint_vecs/, texts/, Mean.npy ...) or ``tmr`` (annotations.json, motions/, splits/, stats/;
         263-d on the 22-joint skeleton for both datasets, as TMR and MoT++ use for joint training).
@@ -57,7 +59,19 @@ class DatasetSpec:
 
     @property
     def skeleton(self) -> Skeleton:
+        if self.name == "aistpp":
+            from motion_text.data.aistpp import AISTPP_SKELETON
+
+            return AISTPP_SKELETON
         return HUMANML3D if self.layout == "tmr" else get_skeleton(self.name)
+
+    @property
+    def feature_dim(self) -> int:
+        if self.name == "aistpp":
+            from motion_text.data.aistpp import POSE_DIM
+
+            return POSE_DIM
+        return layout_for(self.skeleton).dim
 
     def resolved_root(self) -> Path:
         if self.root:
@@ -86,24 +100,31 @@ class MotionTextDataModule(L.LightningDataModule):
     strict: turn every counted skip into an error.
     allow_missing: skip (and count) ids of a split file whose motion file is missing instead of failing.
     predict_split: split used by ``predict``.
+    window_seconds: AIST++ only: length of the aligned music/dance crops (random in training, from frame 0 in
+        validation; test uses full sequences). Each training batch holds two independent mini-batches of
+        ``batch_size`` (the two halves of one shuffled draw of ``2 * batch_size`` sequences), as MDOT-Net's steps need.
+    predict_music: AIST++ only: audio files to generate dances for in ``predict`` (instead of ``predict_split``).
     """
 
     def __init__(self, datasets: list[DatasetSpec] | None = None, batch_size: int = 32,
                  eval_batch_size: int | None = None, num_workers: int = 2, max_len: int | None = 200,
                  min_len: int | None = None, max_len_filter: int | None = None, sample_unit: str = "motion",
                  seed: int = 1234, joints: bool = False, include_mirrors_in_test: bool = True, strict: bool = False,
-                 allow_missing: bool = False, predict_split: str = "test") -> None:
+                 allow_missing: bool = False, predict_split: str = "test", window_seconds: float = 4.0,
+                 predict_music: list[str] | None = None) -> None:
         super().__init__()
         self.specs = list(datasets) if datasets else [DatasetSpec()]
         for s in self.specs:
+            if s.name == "aistpp":
+                s.layout = "aistpp"
             if s.name not in _SOURCES:
                 raise ValueError(f"unknown dataset {s.name!r}; known: {sorted(_SOURCES)}")
-            if s.layout not in ("guo", "tmr"):
+            if s.layout not in ("guo", "tmr") and s.name != "aistpp":
                 raise ValueError(f"dataset {s.name!r}: layout must be 'guo' or 'tmr', got {s.layout!r}")
             bad = set(s.stages) - set(_STAGES)
             if bad:
                 raise ValueError(f"dataset {s.name!r}: unknown stages {sorted(bad)}; expected {list(_STAGES)}")
-        dims = {layout_for(s.skeleton).dim for s in self.specs}
+        dims = {s.feature_dim for s in self.specs}
         if len(dims) > 1:
             raise ValueError(
                 f"datasets {[s.name for s in self.specs]} have different feature layouts {sorted(dims)}; joint "
@@ -116,6 +137,12 @@ class MotionTextDataModule(L.LightningDataModule):
         self.sample_unit, self.seed, self.joints = sample_unit, seed, joints
         self.include_mirrors_in_test, self.strict, self.allow_missing = include_mirrors_in_test, strict, allow_missing
         self.predict_split = predict_split
+        self.window_seconds, self.predict_music = window_seconds, predict_music
+        self.dance = self.specs[0].name == "aistpp"
+        if self.dance and predict_music:
+            self.predict_split = "music"
+        if self.dance and len(self.specs) > 1:
+            raise ValueError("aistpp cannot be combined with other datasets")
         self.datasets: dict[str, MotionTextDataset] = {}
 
     # ---- facts linked into the models (known without reading any file) -------------------------------------------
@@ -125,7 +152,14 @@ class MotionTextDataModule(L.LightningDataModule):
 
     @property
     def feature_dim(self) -> int:
-        return layout_for(self.skeleton).dim
+        return self.specs[0].feature_dim
+
+    @property
+    def music_dim(self) -> int:
+        """Music feature channels (35 for AIST++, 0 for the text datasets)."""
+        from motion_text.data.music import MUSIC_FEATURE_DIM
+
+        return MUSIC_FEATURE_DIM if self.dance else 0
 
     @property
     def num_joints(self) -> int:
@@ -143,11 +177,19 @@ class MotionTextDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         for spec in self.specs:
             root = spec.resolved_root()
-            if spec.synthetic > 0 and not _complete(root, spec.layout):
+            if spec.synthetic > 0 and not _complete(root, spec.layout) and spec.name == "aistpp":
+                from motion_text.data.synthetic_aistpp import generate_aistpp
+
+                log.info("generating synthetic aistpp (%d sequences) into %s", spec.synthetic, root)
+                generate_aistpp(root, spec.synthetic, spec.synthetic_seed, quiet=True)
+            elif spec.synthetic > 0 and not _complete(root, spec.layout):
                 from motion_text.data.synthetic import generate_dataset
 
                 log.info("generating synthetic %s (%d motions) into %s", spec.name, spec.synthetic, root)
                 generate_dataset(root, spec.name, spec.synthetic, spec.synthetic_seed, layout=spec.layout)
+            elif not root.exists() and spec.name == "aistpp":
+                raise DataError(f"{root}: AIST++ root not found (expected motions/, wav/, splits/). Data source: "
+                                f"{_SOURCES['aistpp']}. Or try `motion-text synth --format aistpp --out {root}`")
             elif not root.exists():
                 raise DataError(
                     f"{root}: dataset root of {spec.name!r} not found. Expected the {spec.layout} layout "
@@ -170,6 +212,11 @@ class MotionTextDataModule(L.LightningDataModule):
 
     def _build(self, split: str) -> MotionTextDataset:
         if split in self.datasets:
+            return self.datasets[split]
+        if self.dance:
+            from motion_text.data import aistpp
+
+            self.datasets[split] = aistpp.build_dataset(self, split)
             return self.datasets[split]
         stage = split if split in _STAGES else "test"
         sources = []
@@ -201,6 +248,17 @@ class MotionTextDataModule(L.LightningDataModule):
         for split in wanted.get(stage, ("train", "val", "test")):
             self._build(split)
 
+    def dance_stats(self) -> dict:
+        """AIST++: training statistics (music feature mean / std, mean pose), see ``AISTPPDataset.stats``."""
+        return self._build("train").stats()
+
+    def reference_dances(self, splits: list[str]):
+        """AIST++: full ground-truth sequences of ``splits`` (the FID reference set), see
+        :func:`motion_text.data.aistpp.reference_dances`."""
+        from motion_text.data import aistpp
+
+        return aistpp.reference_dances(self, splits)
+
     def nsim_keys(self) -> set[str] | None:
         """Key ids of TMR's dissimilar test subset (``nsim_test.txt``) of the test datasets, or None if absent."""
         keys: set[str] = set()
@@ -219,9 +277,14 @@ class MotionTextDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
         ds = self._build(split)
         sampler = EpochSeededSampler(len(ds), shuffle=shuffle, seed=self.seed)
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=collate_motion_text, persistent_workers=self.num_workers > 0,
-                          drop_last=False)
+        collate, paired = collate_motion_text, False
+        if self.dance:
+            from motion_text.data.aistpp import collate_dance
+
+            collate, paired = collate_dance, split == "train" and shuffle
+        return DataLoader(ds, batch_size=2 * batch_size if paired else batch_size, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0,
+                          drop_last=paired)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True, self.batch_size)
@@ -237,5 +300,5 @@ class MotionTextDataModule(L.LightningDataModule):
 
 
 def _complete(root: Path, layout: str) -> bool:
-    marker = root / ("test.txt" if layout == "guo" else "splits/test.txt")
+    marker = root / {"guo": "test.txt", "aistpp": "splits/crossmodal_test.txt"}.get(layout, "splits/test.txt")
     return marker.exists()
