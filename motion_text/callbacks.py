@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.fabric.utilities.cloud_io import get_filesystem
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-__all__ = ["EmbeddingWriter"]
+__all__ = ["EmbeddingWriter", "AtomicCheckpointIO", "CrashSafeCheckpoints"]
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddingWriter(BasePredictionWriter):
@@ -41,3 +49,60 @@ class EmbeddingWriter(BasePredictionWriter):
             np.save(out / f"{name}.npy", value.numpy())
         (out / "keys.txt").write_text("".join(f"{k}\n" for k in keys))
         torch.save({"keys": keys, **merged}, out / "predictions.pt")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write a checkpoint to a temporary file in the target's folder, fsync it and ``os.replace`` it over the target.
+
+    A crash while saving leaves the previous ``last.ckpt`` intact. Lightning's own writer (``_atomic_save``) stages the
+    bytes in the system temp folder and moves them with ``shutil.move``: a rename when that folder is on the
+    checkpoint's filesystem, but a plain, non-atomic copy otherwise (``/tmp`` local, runs on NFS / Lustre), and
+    without an fsync. Remote paths (``s3://`` ...) keep Lightning's writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or not isinstance(get_filesystem(path), LocalFileSystem):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not matched by ModelCheckpoint's last*.ckpt
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        try:  # make the rename itself durable
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+class CrashSafeCheckpoints(Callback):
+    """Atomic checkpoint files, and a ``last.ckpt`` when a fit is stopped by SIGTERM; added by every method.
+
+    * Replaces the strategy's default :class:`TorchCheckpointIO` by :class:`AtomicCheckpointIO`.
+    * On SIGTERM (preemption, ``scancel``, a SLURM time limit) Lightning finishes the current batch and raises
+      ``SIGTERMException``; this writes the mid-epoch state to ``<ModelCheckpoint dirpath>/last.ckpt`` so that
+      ``--ckpt_path last`` resumes the run. Nothing is written when checkpointing is disabled.
+    """
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        ckpt = trainer.checkpoint_callback
+        if not isinstance(exception, SIGTERMException) or ckpt is None or not ckpt.dirpath:
+            return
+        path = os.path.join(ckpt.dirpath, ckpt.CHECKPOINT_NAME_LAST + ckpt.FILE_EXTENSION)
+        if hasattr(ckpt, "last_model_path"):  # ModelCheckpoint then overwrites this last.ckpt instead of last-v1.ckpt
+            ckpt.last_model_path = path
+        trainer.save_checkpoint(path)
+        log.warning("SIGTERM at global step %d: saved %s; resume with --ckpt_path last", trainer.global_step, path)

@@ -48,8 +48,15 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
     if not path.exists():
         hint = f" - run `{spec.hint}` first" if spec.hint else ""
         raise FileNotFoundError(f"{path}: checkpoint for init_from not found{hint}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, foreign or pickled-object files: one message naming the file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {first})") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a Lightning checkpoint or a state dict of tensors, found "
+                         f"{type(state).__name__}")
     own = module.state_dict()
     selected: dict[str, torch.Tensor] = {}
     for key, value in state.items():
@@ -60,7 +67,7 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
             if key.startswith(src):
                 new_key = dst + key[len(src) :]
                 break
-        if new_key not in own:
+        if new_key not in own or not torch.is_tensor(value):
             continue
         if own[new_key].shape != value.shape:
             raise ValueError(f"{path}: tensor {key!r} has shape {tuple(value.shape)} but {new_key!r} of "
@@ -122,6 +129,13 @@ class MotionTextMethod(L.LightningModule):
         """Lightning's loader; ``init_from`` is not replayed (the checkpoint already holds those weights)."""
         kwargs.setdefault("init_from", [])
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def configure_callbacks(self):
+        """Atomic checkpoint files and a ``last.ckpt`` on SIGTERM (see :class:`~motion_text.callbacks.CrashSafeCheckpoints`);
+        a subclass adding callbacks must extend ``super().configure_callbacks()``."""
+        from motion_text.callbacks import CrashSafeCheckpoints
+
+        return [CrashSafeCheckpoints()]
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Re-seed the global RNGs (dropout, sampling) from (run seed, global step) before every step, so a resumed run
