@@ -1,0 +1,62 @@
+"""CLI rows: configuration and data errors end the run at start-up with one message (no traceback); a skip report is
+printed once per split and ``--data.strict=true`` turns a skip into that message.
+
+Covered elsewhere: ``--config`` naming no file or packaged config (tests/cli/test_cli.py::
+test_unknown_config_lists_available), a missing data root (test_missing_data_root_is_one_clear_message)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import yaml
+
+from motion_text.cli import main
+
+from .conftest import TARGET, put
+
+
+def _config(tmp_path, root, **data) -> str:
+    cfg = {
+        "model": {"class_path": "tests.cli.minimal.MeanFrame"},
+        "data": {"datasets": [{"name": "humanml3d", "root": str(root)}], "batch_size": 4, "num_workers": 0,
+                 "max_len": 40, **data},
+        "trainer": {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+                    "enable_model_summary": False, "default_root_dir": str(tmp_path)},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_unknown_config_key_is_rejected(h3d_copy, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", _config(tmp_path, h3d_copy, bogus_option=3), "--trainer.fast_dev_run=1"])
+    assert "bogus_option" in capsys.readouterr().err
+
+
+def _too_short(root):
+    put(root / "new_joint_vecs" / f"{TARGET}.npy", np.ones((10, 263), np.float32))
+
+
+def _std_zeros(root):
+    put(root / "Std.npy", np.zeros(263, np.float32))
+
+
+@pytest.mark.parametrize("corrupt,args,message", [
+    (_too_short, ["--data.strict=true"], rf"error: .*texts/{TARGET}\.txt \[0:10\]: too short \(strict mode"),
+    (_std_zeros, [], r"error: .*Std\.npy: 263 of 263 entries are <= 0"),
+], ids=["strict skip", "Std zeros"])
+def test_data_error_is_one_message_at_start_up(h3d_copy, tmp_path, corrupt, args, message):
+    corrupt(h3d_copy)
+    with pytest.raises(SystemExit, match=message):
+        main(["fit", "--config", _config(tmp_path, h3d_copy), "--trainer.fast_dev_run=1", *args])
+
+
+def test_skip_report_once_per_split_without_strict(h3d_copy, tmp_path, caplog):
+    _too_short(h3d_copy)
+    with caplog.at_level(logging.WARNING, logger="motion_text.data.readers"):
+        main(["fit", "--config", _config(tmp_path, h3d_copy), "--trainer.fast_dev_run=1"])
+    reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(reports) == 1 and reports[0].startswith("train: skipped 1 of 16: 1 too short")
