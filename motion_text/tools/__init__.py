@@ -7,10 +7,26 @@ This module only declares the command lines (no torch import, for CLI start-up t
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 
-__all__ = ["add_retrieve_parser", "add_score_parser", "TOOL_NAMES"]
+__all__ = ["add_retrieve_parser", "add_score_parser", "TOOL_NAMES", "user_errors"]
 
 TOOL_NAMES = ("retrieve", "score")
+
+
+def user_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a tool's entry point so that a user error (missing file, bad value) ends with one ``error:`` line
+    instead of a traceback."""
+
+    @functools.wraps(run)
+    def wrapped(ns: argparse.Namespace) -> int:
+        try:
+            return run(ns)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"error: {e}") from None
+
+    return wrapped
 
 
 def add_retrieve_parser(sub) -> argparse.ArgumentParser:

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from motion_text.tools import user_errors
+
 __all__ = ["load_method", "checkpoint_class", "load_datamodule", "split_dataset", "encode_motions", "encode_arrays",
            "encode_texts", "rank", "Hit", "Gallery", "build_gallery", "gallery_cache_path", "search_motions",
            "search_captions", "resolve_motion_query", "item_joints", "skeleton_for", "render_hits", "run"]
@@ -467,16 +469,9 @@ def _print_tables(results: list[dict], direction: str, show_files: bool = True) 
             console.print("rendered: " + ", ".join(files))
 
 
+@user_errors
 def run(ns) -> int:
-    """Entry point of ``motion-text retrieve`` (``ns`` from :func:`motion_text.tools.add_retrieve_parser`); a user error
-    (missing file, bad value) ends with one ``error:`` line instead of a traceback."""
-    try:
-        return _run(ns)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
-
-
-def _run(ns) -> int:
+    """Entry point of ``motion-text retrieve`` (``ns`` from :func:`motion_text.tools.add_retrieve_parser`)."""
     if ns.k < 1:
         raise ValueError(f"-k must be >= 1, got {ns.k}")
     method = load_method(ns.ckpt, ns.device)

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+from motion_text.tools import user_errors
+
 __all__ = ["r_precision", "matching_score", "frechet_distance", "fid", "diversity", "read_captions",
            "load_generated", "score_embeddings", "run"]
 
@@ -208,16 +210,9 @@ def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 
+@user_errors
 def run(ns) -> int:
-    """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`); a user error
-    (missing file, bad value) ends with one ``error:`` line instead of a traceback."""
-    try:
-        return _run(ns)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"error: {e}") from None
-
-
-def _run(ns) -> int:
+    """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`)."""
     from motion_text.tools import retrieve as R
 
     method = R.load_method(ns.ckpt, ns.device)

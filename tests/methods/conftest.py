@@ -41,8 +41,8 @@ def build_cli(args):
                    save_config_kwargs={"overwrite": True})
 
 
-@pytest.fixture(scope="session")
-def tmr_model_cfg():
+def tiny_tmr_config() -> dict:
+    """A TMR with tiny ACTOR encoders / decoder and the packaged MiniLM as its frozen text model."""
     return {
         "class_path": "motion_text.methods.tmr.TMR",
         "init_args": {
@@ -54,3 +54,8 @@ def tmr_model_cfg():
             "lr": 1e-3,
         },
     }
+
+
+@pytest.fixture(scope="session")
+def tmr_model_cfg():
+    return tiny_tmr_config()

