@@ -250,6 +250,15 @@ class LexicalPretraining(RetrievalMethod):
         return {"key": batch["key"], "motion_lex": self.encode_batch_motion(batch),
                 "text_lex": self.encode_text(batch["text"]), "index": batch["index"]}
 
+    @torch.no_grad()
+    def generate_captions(self, batch: dict, lengths=range(4, 16), iterations: int = 4) -> list[str]:
+        """Captions of a batch's motions: p_m through the bottleneck decoder at 100 % masking (LexMMM, Eq. 7),
+        decoded by mask-predict (:func:`motion_text.models.heads.generation.generate_captions`)."""
+        from motion_text.models.heads.generation import generate_captions
+
+        return generate_captions(self.decoder, self.encode_batch_motion(batch), self.text.word_embeddings,
+                                 self.text.tokenizer, lengths=lengths, iterations=iterations)
+
     # ---- optimiser -----------------------------------------------------------------------------------------------
     def configure_optimizers(self):
         hp = self.hparams

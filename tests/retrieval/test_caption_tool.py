@@ -1,0 +1,44 @@
+"""``motion-text predict`` with the CaptionWriter callback on a tiny lexical checkpoint: one caption per motion,
+metrics consistent with the functional core, a random-caption baseline."""
+
+import json
+
+import pytest
+import yaml
+
+from motion_text.cli import main
+from motion_text.metrics.captioning import caption_metrics
+from motion_text.tools.caption import random_caption_baseline
+
+from .conftest import tiny_lexical
+
+
+def test_predict_writes_captions_and_metrics(trained_lexical, tmp_path):
+    model = tiny_lexical(trained_lexical.bert, phase=3, init_from=[{"ckpt": trained_lexical.ckpt}])
+    cfg = {"seed_everything": 0, "model": model,
+           "data": {"datasets": [{"name": "humanml3d", "root": str(trained_lexical.root)}], "batch_size": 16,
+                    "num_workers": 0, "max_len": 24, "joints": True, "predict_split": "test"},
+           "trainer": {"logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path),
+                       "callbacks": [{"class_path": "motion_text.tools.caption.CaptionWriter",
+                                      "init_args": {"output": "caps.json", "lengths": [3, 6], "iterations": 2,
+                                                    "bertscore_model": None}}]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    main(["predict", "--config", str(tmp_path / "c.yaml")])
+    out = json.loads((tmp_path / "caps.json").read_text())
+    keys = list(out["captions"])
+    assert len(keys) == out["settings"]["items"] > 1
+    caps = [out["captions"][k]["caption"] for k in keys]
+    refs = [out["captions"][k]["references"] for k in keys]
+    assert all(isinstance(c, str) and c for c in caps) and all(refs)
+    assert all(1 <= len(c.split()) <= 6 for c in caps)
+    assert out["metrics"] == pytest.approx(caption_metrics(caps, refs, None))
+    assert out["random_caption_baseline"] == pytest.approx(
+        caption_metrics(random_caption_baseline(refs, 0), refs, None))
+
+
+def test_random_baseline_never_gives_an_item_its_own_caption():
+    refs = [[f"caption {i}"] for i in range(50)]
+    base = random_caption_baseline(refs, seed=3)
+    assert all(b != r[0] for b, r in zip(base, refs))
+    with pytest.raises(ValueError, match="at least 2"):
+        random_caption_baseline(refs[:1])
