@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import torch
@@ -410,6 +411,15 @@ def _gw_linearised_cost(D: Tensor, C: Tensor, plan: Tensor) -> Tensor:
     return 0.5 * (_gw_tensor(D, C, plan) + _gw_tensor(D.transpose(-2, -1), C.transpose(-2, -1), plan))
 
 
+def _gw_linearisation(D: Tensor, C: Tensor) -> Callable[[Tensor], Tensor]:
+    """``plan -> E`` of :func:`_gw_linearised_cost` with the plan-independent terms computed once; for exactly
+    symmetric D and C (distance matrices) the two transposed tensors are equal and only one is formed."""
+    if not (torch.equal(D, D.transpose(-2, -1)) and torch.equal(C, C.transpose(-2, -1))):
+        return lambda plan: _gw_linearised_cost(D, C, plan)
+    const = (D * D).mean(-1).unsqueeze(-1) + (C * C).mean(-1).unsqueeze(-2)  # (..., m, n)
+    return lambda plan: const - 2.0 * D @ plan @ C.transpose(-2, -1)
+
+
 def entropic_gromov_wasserstein(
     D: Tensor,
     C: Tensor,
@@ -480,8 +490,10 @@ def entropic_gromov_wasserstein(
 
         def solve(Dk: Tensor, Ck: Tensor) -> Tensor:
             plan = torch.full(batch + (m, n), 1.0 / (m * n), dtype=dtype, device=Dk.device)
+            # unrolled: the averaged form, whose derivative in D and C is the one of the definition
+            linearised = _gw_linearisation(Dk, Ck) if grad == "envelope" else partial(_gw_linearised_cost, Dk, Ck)
             for _ in range(outer_iters):
-                scaled = _gw_linearised_cost(Dk, Ck, plan) / eps
+                scaled = linearised(plan) / eps
                 f, g = _sinkhorn_potentials(scaled, inner_iters, inner_tol)
                 new_plan = _log_plan(scaled, f, g).exp()
                 delta = (new_plan - plan).detach().flatten(-2).norm(dim=-1).max().item() if tol is not None else None
