@@ -176,3 +176,14 @@ def test_tmr_annotation_rows(tiny_tmr, tmp_path, content, expected):
     assert got - base == Counter(expected)
     with pytest.raises(DataError, match=re.escape(next(iter(expected)))):
         read_tmr_split(root, "train", HUMANML3D, strict=True)
+
+
+def test_motion_file_broken_after_start_up_names_it(h3d_copy):
+    from motion_text.data.dataset import MotionTextDataset, Source
+
+    data = read_guo_split(h3d_copy, "train", HUMANML3D)
+    ds = MotionTextDataset([Source("h3d", data.items, data.mean, data.std, 22)], train=False)
+    index = next(i for i, it in enumerate(data.items) if it.motion_id == TARGET)
+    put(h3d_copy / NPY, b"gone")
+    with pytest.raises(DataError, match=rf"{TARGET}\.npy: cannot read frames 0:{TARGET_FRAMES}"):
+        ds[index]
