@@ -11,7 +11,7 @@ import wave
 import numpy as np
 import pytest
 
-from motion_text.data.aistpp import load_motion_pkl, read_aistpp_split, save_motion_pkl
+from motion_text.data.aistpp import load_motion_pkl, music_id_of, read_aistpp_split, save_motion_pkl
 from motion_text.data.music import load_wav
 from motion_text.data.readers import DataError
 
@@ -104,6 +104,7 @@ SEQS = {  # name -> (motion file, wav file)
     "gBR_sBM_cAll_d04_mBR0_ch02": (True, True),  # listed in ignore_list.txt
     "gBR_sBM_cAll_d04_mBR1_ch01": (False, True),  # motion missing
     "gBR_sBM_cAll_d04_mBR2_ch01": (True, False),  # wav missing
+    "gBR_sBM_cAll_d04_ch09": (True, False),  # no music id in the name
 }
 
 
@@ -117,7 +118,7 @@ def aist_root(tmp_path):
         if motion:
             save_motion_pkl(root / "motions" / f"{name}.pkl", np.zeros((4, 72)), np.zeros((4, 3)))
         if audio:
-            _wav(root / "wav" / f"{name.split('_')[4]}.wav", _tone())
+            _wav(root / "wav" / f"{music_id_of(name)}.wav", _tone())
     return root
 
 
@@ -127,7 +128,8 @@ def test_split_drops_by_reason_and_reports_once(aist_root, caplog):
     assert [it.key for it in items] == ["gBR_sBM_cAll_d04_mBR0_ch01"]
     reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(reports) == 1
-    for reason in ("'in ignore_list.txt': 1", "'motion file missing': 1", "'wav missing': 1"):
+    for reason in ("'in ignore_list.txt': 1", "'motion file missing': 1", "'wav missing': 1",
+                   "'no music id in the name': 1"):
         assert reason in reports[0]
 
 
