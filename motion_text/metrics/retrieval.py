@@ -30,47 +30,74 @@ PROTOCOLS = ("all", "threshold", "nsim", "guo", "all_captions")
 KS = (1, 2, 3, 5, 10)
 
 
+def _ranks(s: torch.Tensor, gt: torch.Tensor, gt_col: torch.Tensor, ties: str) -> torch.Tensor:
+    """Ranks of the correct similarities ``gt`` (..., N) at columns ``gt_col`` in the rows of ``s`` (..., N, M).
+
+    Counts instead of sorts: ``rank = #{j: s_j > gt}`` plus the tie term, one comparison pass over the matrix each.
+    On the CPU the passes run in numpy, whose boolean counting is several times faster than a torch bool sum.
+    """
+    if s.device.type == "cpu":
+        s_, g_, c_ = s.numpy(), gt.unsqueeze(-1).numpy(), gt_col.unsqueeze(-1).numpy()
+        cols = np.arange(s.shape[-1])
+
+        def count(m):
+            return torch.from_numpy(np.count_nonzero(m, axis=-1).astype(np.int64))
+    else:
+        s_, g_, c_ = s, gt.unsqueeze(-1), gt_col.unsqueeze(-1)
+        cols = torch.arange(s.shape[-1], device=s.device)
+
+        def count(m):
+            return m.sum(-1)
+    less = count(s_ > g_)
+    if ties == "optimistic":
+        return less.double()
+    equal = s_ == g_
+    if ties == "average":
+        return less.double() + (count(equal).double() - 1) / 2
+    return (less + count(equal & (cols < c_))).double()
+
+
 def retrieval_ranks(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, ties: str = "average") -> torch.Tensor:
     """0-based rank of the correct item in each row of ``sims`` (N, M).
 
     Without ``gt_mask`` the correct item of row i is column i. With ``gt_mask`` (N, M) bool, the correct distance of a
     row is the smallest distance over its True columns (TMR's threshold protocol: near-duplicate captions count).
+    Also accepts a stack of matrices (..., N, M) without ``gt_mask``.
     """
     if ties not in ("average", "optimistic", "order"):
         raise ValueError(f"ties must be 'average', 'optimistic' or 'order', got {ties!r}")
-    d = -sims.double()
-    n = d.shape[0]
+    s = sims.double()
+    if s.device.type != "cpu":
+        s = s.contiguous()  # row-wise passes over a transposed view would be strided (numpy follows the layout)
+    n = s.shape[-2]
     if gt_mask is None:
-        if d.shape[0] > d.shape[1]:
-            raise ValueError(f"without gt_mask the matrix must have at least as many columns as rows, got {d.shape}")
-        gt_col = torch.arange(n, device=d.device)
-        gt = d[gt_col, gt_col]
+        if s.shape[-2] > s.shape[-1]:
+            raise ValueError(f"without gt_mask the matrix must have at least as many columns as rows, got {s.shape}")
+        gt_col = torch.arange(n, device=s.device)
+        gt = s.diagonal(dim1=-2, dim2=-1)
     else:
-        if gt_mask.shape != d.shape:
-            raise ValueError(f"gt_mask shape {tuple(gt_mask.shape)} differs from sims {tuple(d.shape)}")
-        masked = d.masked_fill(~gt_mask.bool(), math.inf)
-        gt, gt_col = masked.min(dim=1)
+        if gt_mask.shape != s.shape:
+            raise ValueError(f"gt_mask shape {tuple(gt_mask.shape)} differs from sims {tuple(s.shape)}")
+        # largest similarity = smallest distance over the correct columns (first such column on ties)
+        masked = s.masked_fill(~gt_mask.bool(), -math.inf)
+        gt, gt_col = masked.max(dim=1)
         if torch.isinf(gt).any():
             raise ValueError("every row of gt_mask needs at least one True column")
-    less = (d < gt[:, None]).sum(1).double()
-    equal = (d == gt[:, None])
-    if ties == "average":
-        return less + (equal.sum(1).double() - 1) / 2
-    if ties == "optimistic":
-        return less
-    cols = torch.arange(d.shape[1], device=d.device)
-    before = (equal & (cols[None, :] < gt_col[:, None])).sum(1).double()
-    return less + before
+    return _ranks(s, gt, gt_col, ties)
+
+
+def _rank_metrics(r: np.ndarray, ks=KS, medr: str = "tmr") -> dict[str, np.ndarray]:
+    """:func:`rank_metrics` of each row of ``r`` (..., N) -> arrays of shape (...)."""
+    out = {f"R{k:02d}": 100.0 * (r < k).mean(-1) for k in ks}
+    med = np.median(r, axis=-1)
+    out["MedR"] = (np.floor(med) if medr == "floor" else med) + 1.0
+    out["MeanR"] = r.mean(-1) + 1.0
+    return out
 
 
 def rank_metrics(ranks: torch.Tensor, ks=KS, medr: str = "tmr") -> dict[str, float]:
     """R@k, MedR (``tmr``: median + 1; ``floor``: floor(median) + 1) and MeanR (mean + 1) of 0-based ranks."""
-    r = ranks.double().cpu().numpy()
-    out = {f"R{k:02d}": 100.0 * float((r < k).mean()) for k in ks}
-    med = float(np.median(r))
-    out["MedR"] = (math.floor(med) if medr == "floor" else med) + 1.0
-    out["MeanR"] = float(r.mean()) + 1.0
-    return out
+    return {k: float(v) for k, v in _rank_metrics(ranks.double().cpu().numpy(), ks, medr).items()}
 
 
 def _both(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, ties: str = "average") -> dict[str, dict]:
@@ -109,14 +136,16 @@ def protocol_small_batches(sims: torch.Tensor, batch_size: int = 32, seed: int =
     n_batches = n // batch_size
     if n_batches == 0:
         raise ValueError(f"protocol (d) needs at least {batch_size} items, got {n}")
+    idx = torch.as_tensor(perm[: n_batches * batch_size], device=sims.device).view(n_batches, batch_size)
+    blocks = sims[idx[:, :, None], idx[:, None, :]]  # (n_batches, bs, bs), all batches at once
+    per_batch = {d: _rank_metrics(retrieval_ranks(b, ties=ties).cpu().numpy())
+                 for d, b in (("t2m", blocks), ("m2t", blocks.transpose(-2, -1)))}
     acc: dict[str, dict[str, float]] = {}
-    for b in range(n_batches):
-        idx = torch.as_tensor(perm[b * batch_size : (b + 1) * batch_size], device=sims.device)
-        res = _both(sims[idx][:, idx], None, ties)
-        for direction, metrics in res.items():
+    for b in range(n_batches):  # the mean of the per-batch metrics, summed in batch order
+        for direction, metrics in per_batch.items():
             for k, v in metrics.items():
                 acc.setdefault(direction, {}).setdefault(k, 0.0)
-                acc[direction][k] += v / n_batches
+                acc[direction][k] += float(v[b]) / n_batches
     return acc
 
 
