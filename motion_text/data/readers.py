@@ -59,26 +59,65 @@ class MotionItem:
 
 @dataclass
 class SkipReport:
-    """Counts of skipped items by reason, reported once per split."""
+    """Skips counted by reason, reported once per split.
+
+    ``reasons`` counts every skip (an id, a caption line, a caption span). After :meth:`finish`, ``ids`` counts the ids
+    of the split file that yield no item, each under the reason of its last skip, and ``captions`` the skips inside ids
+    that keep at least one item; the message reads ``train: skipped 12 of 23,384: 9 too short, 3 no caption``.
+    """
 
     split: str
     total: int = 0
     reasons: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    ids: Counter = field(default_factory=Counter)
+    captions: Counter = field(default_factory=Counter)
+    _events: dict[str, Counter] = field(default_factory=dict, repr=False)
+    _last: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def skip(self, reason: str, where: str, strict: bool) -> None:
+    def skip(self, reason: str, where: str, strict: bool, key: str | None = None) -> None:
+        """Count one skip of ``key``'s id (``None``: a whole line of the split file, e.g. a duplicate)."""
         if strict:
             raise DataError(f"{where}: {reason} (strict mode turns skips into errors)")
         self.reasons[reason] += 1
         self.examples.setdefault(reason, where)
+        if key is None:
+            self.ids[reason] += 1
+        else:
+            self._events.setdefault(key, Counter())[reason] += 1
+            self._last[key] = reason
+
+    def finish(self, kept: set[str]) -> None:
+        """Split the skips into dropped ids and skips inside kept ids (``kept``: ids with at least one item)."""
+        for key, events in self._events.items():
+            if key in kept:
+                self.captions.update(events)
+            else:
+                self.ids[self._last[key]] += 1
+        self._events, self._last = {}, {}
 
     @property
     def skipped(self) -> int:
         return sum(self.reasons.values())
 
+    @property
+    def skipped_ids(self) -> int:
+        return sum(self.ids.values())
+
     def message(self) -> str:
-        parts = ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
-        return f"{self.split}: skipped {self.skipped:,} of {self.total:,}: {parts}" if self.skipped else ""
+        if not self.skipped:
+            return ""
+
+        def parts(c: Counter) -> str:
+            return ", ".join(f"{n:,} {r}" for r, n in c.most_common())
+
+        msg = f"{self.split}: skipped {self.skipped_ids:,} of {self.total:,}"
+        if self.ids:
+            msg += f": {parts(self.ids)}"
+        if self.captions:
+            msg += (f"; in kept ids also skipped {sum(self.captions.values()):,} caption(s) or span(s): "
+                    f"{parts(self.captions)}")
+        return msg
 
     def log(self) -> None:
         if self.skipped:
@@ -168,18 +207,18 @@ def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[
     groups: dict[tuple[int, int], list[str]] = {}
     for caption, start, end in spans:
         if not caption:
-            report.skip("empty caption", where, strict)
+            report.skip("empty caption", where, strict, motion_id)
             continue
         if start == 0.0 and end == 0.0:
             key = (0, n_frames)
         else:
             s, e = int(start * fps), int(end * fps)
             if end <= start:
-                report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict)
+                report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict, motion_id)
                 continue
             if start < 0 or s >= n_frames or e > n_frames + 1:
                 report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
-                            strict)
+                            strict, motion_id)
                 continue
             key = (s, min(e, n_frames))
         groups.setdefault(key, []).append(caption)
@@ -187,10 +226,10 @@ def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[
     for (s, e), caps in sorted(groups.items()):
         n = e - s
         if n < min_len:
-            report.skip("too short", f"{where} [{s}:{e}]", strict)
+            report.skip("too short", f"{where} [{s}:{e}]", strict, motion_id)
             continue
         if n >= max_len:
-            report.skip("too long", f"{where} [{s}:{e}]", strict)
+            report.skip("too long", f"{where} [{s}:{e}]", strict, motion_id)
             continue
         key = motion_id if (s, e) == (0, n_frames) else f"{motion_id}_{s}_{e}"
         items.append(MotionItem(key, motion_id, path, s, e, caps, joints_path))
@@ -226,22 +265,22 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
         path = vec_dir / f"{mid}.npy"
         if not path.exists():
             if allow_missing:
-                report.skip("motion file missing", str(path), strict)
+                report.skip("motion file missing", str(path), strict, mid)
                 continue
             raise DataError(f"{path}: motion file for id {mid!r} listed in {root / (split + '.txt')} not found "
                             "(set allow_missing: true to skip such ids)")
         n_frames = check_motion_file(path, dim)
         if n_frames < 2:
-            report.skip("fewer than 2 frames", str(path), strict)
+            report.skip("fewer than 2 frames", str(path), strict, mid)
             continue
         tpath = text_dir / f"{mid}.txt"
         if not tpath.exists():
-            report.skip("caption file missing", str(tpath), strict)
+            report.skip("caption file missing", str(tpath), strict, mid)
             continue
         try:
             lines = tpath.read_bytes().decode("utf-8").splitlines()
         except UnicodeDecodeError as e:
-            report.skip("caption file not UTF-8", f"{tpath} ({e.reason} at byte {e.start})", strict)
+            report.skip("caption file not UTF-8", f"{tpath} ({e.reason} at byte {e.start})", strict, mid)
             continue
         spans = []
         for lineno, line in enumerate(lines, 1):
@@ -250,13 +289,14 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
             try:
                 spans.append(parse_caption_line(line))
             except ValueError as e:
-                report.skip("malformed caption line", f"{tpath}:{lineno} ({e})", strict)
+                report.skip("malformed caption line", f"{tpath}:{lineno} ({e})", strict, mid)
         if not spans:
-            report.skip("no caption", str(tpath), strict)
+            report.skip("no caption", str(tpath), strict, mid)
             continue
         jpath = joint_dir / f"{mid}.npy"
         items.extend(_items_from_captions(mid, path, n_frames, spans, skeleton.fps, lengths, report, strict,
                                           jpath if jpath.exists() else None, str(tpath)))
+    report.finish({it.motion_id for it in items})
     report.log()
     return SplitData(sorted(items, key=lambda it: it.key), mean, std, report)
 
@@ -300,30 +340,36 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
     lengths = (lengths or (2 * int(skeleton.fps), 10 * int(skeleton.fps) + 1)) if length_filter else (1, 10**9)
     report = SkipReport(split, total=len(ids))
     items: list[MotionItem] = []
+    seen: set[str] = set()
     for kid in ids:
+        if kid in seen:
+            report.skip("duplicate id", f"{root / 'splits' / (split + '.txt')} [{kid}]", strict)
+            continue
+        seen.add(kid)
         if not include_mirrors and kid.startswith("M"):
             report.total -= 1
             continue
         entry = annotations.get(kid)
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            report.skip("no annotation", f"{ann_path} [{kid}]", strict)
+            report.skip("no annotation", f"{ann_path} [{kid}]", strict, kid)
             continue
         path = root / "motions" / f"{entry['path']}.npy"
         if not path.exists():
             if allow_missing:
-                report.skip("motion file missing", str(path), strict)
+                report.skip("motion file missing", str(path), strict, kid)
                 continue
             raise DataError(f"{path}: motion file of keyid {kid!r} ({ann_path}) not found")
         n_frames = check_motion_file(path, dim)
         try:
             spans = _tmr_spans(entry, n_frames / skeleton.fps, skeleton.fps)
         except (TypeError, ValueError, AttributeError) as e:
-            report.skip("malformed annotation", f"{ann_path} [{kid}] ({e})", strict)
+            report.skip("malformed annotation", f"{ann_path} [{kid}] ({e})", strict, kid)
             continue
         if not spans:
-            report.skip("no caption", f"{ann_path} [{kid}]", strict)
+            report.skip("no caption", f"{ann_path} [{kid}]", strict, kid)
             continue
         items.extend(_items_from_captions(kid, path, n_frames, spans, skeleton.fps, lengths, report, strict, None,
                                           f"{ann_path} [{kid}]"))
+    report.finish({it.motion_id for it in items})
     report.log()
     return SplitData(sorted(items, key=lambda it: it.key), mean, std, report)

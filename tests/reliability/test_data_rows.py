@@ -66,26 +66,28 @@ ERRORS = [
      r"123456\.npy: motion file for id '123456' listed in .*train\.txt not found"),
 ]
 
-# (id, file to replace, new content, expected skip counts) -------------------------------------------------------------
+# (id, file to replace, new content, expected skip counts, reason the id is dropped for or None if it keeps an item) -
 SKIPS = [
-    ("too short", NPY, _motion(10), {"too short": 1}),
-    ("0 frames", NPY, _motion(0), {"fewer than 2 frames": 1}),
-    ("1 frame", NPY, _motion(1), {"fewer than 2 frames": 1}),
-    ("caption file missing", TXT, None, {"caption file missing": 1}),
-    ("caption file empty", TXT, b"", {"no caption": 1}),
+    ("too short", NPY, _motion(10), {"too short": 1}, "too short"),
+    ("0 frames", NPY, _motion(0), {"fewer than 2 frames": 1}, "fewer than 2 frames"),
+    ("1 frame", NPY, _motion(1), {"fewer than 2 frames": 1}, "fewer than 2 frames"),
+    ("caption file missing", TXT, None, {"caption file missing": 1}, "caption file missing"),
+    ("caption file empty", TXT, b"", {"no caption": 1}, "no caption"),
     ("caption lines lacking # fields", TXT, "a person walks\nsomeone waves#tok\n",
-     {"malformed caption line": 2, "no caption": 1}),
-    ("one line lacking # fields", TXT, _caption("a person walks"), {"malformed caption line": 1}),
-    ("caption not UTF-8", TXT, CLEAN_CAPTIONS.encode() + b"a caf\xe9 dance#x#0.0#0.0\n", {"caption file not UTF-8": 1}),
-    ("caption empty text", TXT, _caption("  #tok#0.0#0.0"), {"empty caption": 1}),
-    ("caption start > end", TXT, _caption("a person kicks#tok#2.0#1.0"), {"caption span end <= start": 1}),
+     {"malformed caption line": 2, "no caption": 1}, "no caption"),
+    ("one line lacking # fields", TXT, _caption("a person walks"), {"malformed caption line": 1}, None),
+    ("caption not UTF-8", TXT, CLEAN_CAPTIONS.encode() + b"a caf\xe9 dance#x#0.0#0.0\n", {"caption file not UTF-8": 1},
+     "caption file not UTF-8"),
+    ("caption empty text", TXT, _caption("  #tok#0.0#0.0"), {"empty caption": 1}, None),
+    ("caption start > end", TXT, _caption("a person kicks#tok#2.0#1.0"), {"caption span end <= start": 1}, None),
     ("caption span outside the motion", TXT, _caption("a person kicks#tok#5.0#9.0"),
-     {"caption span outside the motion": 1}),
-    ("caption span negative", TXT, _caption("a person kicks#tok#-1.0#1.0"), {"caption span outside the motion": 1}),
-    ("caption span not numeric", TXT, _caption("a person kicks#tok#one#two"), {"malformed caption line": 1}),
-    ("caption span infinite", TXT, _caption("a person kicks#tok#0.0#inf"), {"malformed caption line": 1}),
+     {"caption span outside the motion": 1}, None),
+    ("caption span negative", TXT, _caption("a person kicks#tok#-1.0#1.0"), {"caption span outside the motion": 1},
+     None),
+    ("caption span not numeric", TXT, _caption("a person kicks#tok#one#two"), {"malformed caption line": 1}, None),
+    ("caption span infinite", TXT, _caption("a person kicks#tok#0.0#inf"), {"malformed caption line": 1}, None),
     ("duplicate id in split file", "train.txt", lambda r: (r / "train.txt").read_text() + f"{TARGET}\n",
-     {"duplicate id": 1}),
+     {"duplicate id": 1}, "duplicate id"),
 ]
 
 
@@ -109,27 +111,26 @@ def test_base_dataset_has_no_skips(tiny_h3d):
     assert read_guo_split(tiny_h3d, "train", HUMANML3D).report.skipped == 0
 
 
-@pytest.mark.parametrize("rel,content,expected", [c[1:] for c in SKIPS], ids=[c[0] for c in SKIPS])
-def test_item_defect_is_skipped_counted_and_reported_once(h3d_copy, rel, content, expected, caplog):
+@pytest.mark.parametrize("rel,content,expected,dropped", [c[1:] for c in SKIPS], ids=[c[0] for c in SKIPS])
+def test_item_defect_is_skipped_counted_and_reported_once(h3d_copy, rel, content, expected, dropped, caplog):
     _apply(h3d_copy, rel, content)
     with caplog.at_level(logging.WARNING, logger="motion_text.data.readers"):
         data = read_guo_split(h3d_copy, "train", HUMANML3D)
     assert data.report.reasons == Counter(expected)
-    total = len((h3d_copy / "train.txt").read_text().split())
-    n = sum(expected.values())
+    total = len((h3d_copy / "train.txt").read_text().split())  # lines of the split file
     msg = data.report.message()
-    assert re.match(rf"train: skipped {n} of {total}: ", msg), msg
-    for reason, count in expected.items():
-        assert f"{count} {reason}" in msg
+    if dropped:
+        assert msg == f"train: skipped 1 of {total}: 1 {dropped}"
+    else:
+        assert msg == (f"train: skipped 0 of {total}; in kept ids also skipped 1 caption(s) or span(s): "
+                       f"1 {next(iter(expected))}")
     reports = [r for r in caplog.records if "skipped" in r.getMessage()]
-    assert len(reports) == 1 and msg in reports[0].getMessage()
+    assert len(reports) == 1 and reports[0].getMessage().startswith(msg + " (")
     kept = {it.motion_id for it in data.items}
-    lost_target = any(r in expected for r in ("too short", "fewer than 2 frames", "caption file missing",
-                                              "no caption", "caption file not UTF-8"))
-    assert (TARGET not in kept) == lost_target
+    assert (TARGET in kept) == (dropped is None or dropped == "duplicate id")
 
 
-@pytest.mark.parametrize("rel,content,expected", [c[1:] for c in SKIPS], ids=[c[0] for c in SKIPS])
+@pytest.mark.parametrize("rel,content,expected", [c[1:4] for c in SKIPS], ids=[c[0] for c in SKIPS])
 def test_strict_turns_every_skip_into_an_error(h3d_copy, rel, content, expected):
     _apply(h3d_copy, rel, content)
     first = next(iter(expected))
