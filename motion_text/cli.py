@@ -130,6 +130,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     sparse_args.add_index_parser(sub)
     sparse_args.add_search_parser(sub)
     sparse_args.add_sparsity_parser(sub)
+    sparse_args.add_terms_parser(sub)
     return p
 
 
@@ -163,6 +164,10 @@ def _run_tool(args: list[str]) -> int:
         from motion_text.tools import score
 
         return score.run(ns)
+    if ns.command == "terms":
+        from motion_text.viz.lexical import run_terms
+
+        return run_terms(ns)
     if ns.command in ("index", "search", "sparsity"):
         from motion_text.tools import sparse
 
@@ -170,7 +175,7 @@ def _run_tool(args: list[str]) -> int:
     return 2
 
 
-TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity")
+TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity", "terms")
 
 
 def main(args: list[str] | None = None) -> int:

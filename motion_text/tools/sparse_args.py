@@ -1,13 +1,14 @@
-"""Command lines of ``motion-text index``, ``search``, ``sparsity`` and ``caption`` (no torch import, for CLI start-up
-time); the work is done in :mod:`motion_text.tools.sparse` and :mod:`motion_text.tools.caption`."""
+"""Command lines of ``motion-text index``, ``search``, ``sparsity`` and ``terms`` (no torch import, for CLI start-up
+time); the work is done in :mod:`motion_text.tools.sparse` and :mod:`motion_text.viz.lexical`."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["top_k_arg", "add_index_parser", "add_search_parser", "add_sparsity_parser", "SPARSE_TOOL_NAMES"]
+__all__ = ["top_k_arg", "add_index_parser", "add_search_parser", "add_sparsity_parser", "add_terms_parser",
+           "SPARSE_TOOL_NAMES"]
 
-SPARSE_TOOL_NAMES = ("index", "search", "sparsity")
+SPARSE_TOOL_NAMES = ("index", "search", "sparsity", "terms")
 
 
 def top_k_arg(value: str) -> int | None:
@@ -84,4 +85,21 @@ def add_sparsity_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--ks", nargs="+", default=["8", "16", "32", "64", "128", "256", "all"],
                    help="cuts (default 8 16 32 64 128 256 all)")
     _common(p)
+    return p
+
+
+def add_terms_parser(sub) -> argparse.ArgumentParser:
+    """Register ``terms``."""
+    p = sub.add_parser("terms", help="term clouds and top-term charts of motions and their captions",
+                       description="For motions of a split: the term cloud of p_m next to that of its caption's "
+                                   "p_t, and bar charts of their top terms (paper Fig. 5(a)); PNG files in --out.")
+    p.add_argument("--ckpt", required=True, help="lexical checkpoint")
+    p.add_argument("--data", required=True, help="data config")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--motion", action="append", help="key id of the split (repeatable; default: the first --count)")
+    p.add_argument("--count", type=int, default=4, help="motions drawn when no --motion is given (default 4)")
+    p.add_argument("--top", type=int, default=20, help="terms per chart (default 20)")
+    p.add_argument("--split", default="test", help="split (default test)")
+    p.add_argument("--device", default="cpu", help="torch device, or 'auto'")
+    p.add_argument("--quiet", action="store_true", help="do not list the files written")
     return p
