@@ -37,7 +37,7 @@ from motion_text.retrieval.sparse import (
 from motion_text.tools.retrieve import load_datamodule, load_method, progress_bar, split_dataset
 
 __all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "captions_path", "run_index", "run_search",
-           "sparsity_curve", "run_sparsity", "SPARSITY_KS"]
+           "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "ACTION_WORDS"]
 
 log = logging.getLogger(__name__)
 
@@ -360,3 +360,43 @@ def _log_tensorboard(rows: list[dict], log_dir: Path) -> None:
                                                 + ["| " + " | ".join(str(v) for v in r.values()) + " |"
                                                    for r in rows]))
         w.add_figure("sparsity/curve", sparsity_figure(rows))
+
+
+# ---- keyword search quality ------------------------------------------------------------------------------------------
+#: Caption words of the synthetic generator (motion_text.data.synthetic_text) for the actions used in keyword checks.
+ACTION_WORDS: dict[str, tuple[str, ...]] = {
+    "run": ("runs", "jogs", "sprints"), "jump": ("jumps", "hops", "leaps"), "walk": ("walks", "strolls"),
+    "kick": ("kicks",), "wave": ("waves",), "punch": ("punches", "punch"), "squat": ("squats", "squat"),
+    "turn": ("turns", "rotates"), "crawl": ("crawls",), "sit": ("sits",), "raise": ("raises", "lifts"),
+}
+
+
+def _mentions(captions: list[str], action: str) -> bool:
+    import re
+
+    words = ACTION_WORDS.get(action, (action,))
+    return any(re.search(r"\b" + re.escape(w) + r"\b", c.lower()) for c in captions for w in words)
+
+
+def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, coverage: bool = True) -> list[dict]:
+    """How often keyword search puts motions related to *all* keywords first.
+
+    For each keyword pair (a, b), the relevant motions are those whose captions mention both actions
+    (:data:`ACTION_WORDS`); with ``n = min(k, #relevant)``, the rate is the fraction of the top-``n`` hits of the
+    query ``--keywords a b`` that are relevant (1.0: every motion of both actions that fits is ranked first).
+    Pairs without a relevant motion are reported with ``rate = None``.
+    """
+    from motion_text.retrieval.query import keyword_query
+
+    rows = []
+    for a, b in pairs:
+        relevant = {key for key, caps in captions.items() if _mentions(caps, a) and _mentions(caps, b)}
+        n = min(k, len(relevant))
+        row = {"keywords": f"{a} {b}", "relevant": len(relevant), "n": n, "rate": None}
+        if n:
+            kq = keyword_query([a, b], index.vocab)
+            res = index.search(kq.vector, n, with_terms=False,
+                               groups=kq.groups if coverage and index.backend == "exact" else None)
+            row["rate"] = sum(key in relevant for key in res.keys[0]) / n
+        rows.append(row)
+    return rows

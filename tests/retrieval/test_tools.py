@@ -127,3 +127,21 @@ def test_sparsity_recalls_match_a_direct_computation():
         rank = (s > s.diag()[:, None]).sum(1)  # no ties in continuous random data
         assert row["t2m_R@1"] == pytest.approx(100 * (rank < 1).double().mean().item())
         assert row["t2m_R@10"] == pytest.approx(100 * (rank < 10).double().mean().item())
+
+
+def test_keyword_rate_counts_motions_with_both_actions():
+    vocab = ["[PAD]", "run", "jump", "walk"]
+    docs = np.array([[0, 9.0, 0, 0],    # runs only, large weight
+                     [0, 0.2, 0.3, 0],  # runs and jumps
+                     [0, 0, 8.0, 0],    # jumps only
+                     [0, 0.1, 0.1, 0],  # runs and jumps
+                     [0, 0, 0, 1.0]], dtype=np.float32)
+    keys = ["m0", "m1", "m2", "m3", "m4"]
+    caps = {"m0": ["a person runs forward"], "m1": ["someone jogs then hops up"], "m2": ["a man jumps"],
+            "m3": ["a person sprints and then leaps forward"], "m4": ["a person walks"]}
+    index = SparseIndex.from_vectors(docs, keys, vocab=vocab)
+    cov = S.keyword_rate(index, caps, [("run", "jump"), ("walk", "jump")], k=10)
+    assert cov[0] == {"keywords": "run jump", "relevant": 2, "n": 2, "rate": 1.0}
+    assert cov[1]["rate"] is None and cov[1]["relevant"] == 0
+    by_score = S.keyword_rate(index, caps, [("run", "jump")], k=10, coverage=False)
+    assert by_score[0]["rate"] == 0.0  # the two single-action motions have the largest scores
