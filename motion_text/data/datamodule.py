@@ -282,9 +282,20 @@ class MotionTextDataModule(L.LightningDataModule):
             from motion_text.data.aistpp import collate_dance
 
             collate, paired = collate_dance, split == "train" and shuffle
-        return DataLoader(ds, batch_size=2 * batch_size if paired else batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=collate, persistent_workers=self.num_workers > 0,
-                          drop_last=paired)
+        loader = (TrainLoader if split == "train" else DataLoader)(
+            ds, batch_size=2 * batch_size if paired else batch_size, sampler=sampler, num_workers=self.num_workers,
+            collate_fn=collate, persistent_workers=self.num_workers > 0, drop_last=paired)
+        if split == "train":
+            loader.drawn_batches = self._drawn_batches
+        return loader
+
+    def _drawn_batches(self) -> int:
+        """Batches of the running training epoch already drawn (after a mid-epoch resume: those before the
+        checkpoint; at the start of an epoch: 0)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training or trainer.state.status != "running":
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.ready
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True, self.batch_size)
@@ -297,6 +308,37 @@ class MotionTextDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_split, False, self.eval_batch_size)
+
+
+class TrainLoader(DataLoader):
+    """The training DataLoader: its iterator starts (and worker processes draw indices from the sampler) at the first
+    batch instead of at ``iter()``, and it leaves out the batches an interrupted epoch had already drawn.
+
+    Lightning creates the first training iterator before it sets the sampler's epoch, so with workers a resumed run
+    would draw its first epoch in epoch 0's order; and it continues an interrupted epoch from a fresh iterator, which
+    would repeat the epoch's first batches. With both fixed, ``fit`` + mid-epoch SIGTERM + ``--ckpt_path last`` gives
+    the same weights as an uninterrupted ``fit``.
+    """
+
+    drawn_batches = None  # callable -> batches of the current epoch already drawn (set by the DataModule)
+
+    def __iter__(self):
+        return _StartAtFirstBatch(self)
+
+
+class _StartAtFirstBatch:
+    def __init__(self, loader: TrainLoader) -> None:
+        self.loader, self.iterator = loader, None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.iterator is None:
+            drawn = self.loader.drawn_batches() if self.loader.drawn_batches else 0
+            self.loader.sampler.skip = drawn * self.loader.batch_size
+            self.iterator = DataLoader.__iter__(self.loader)
+        return next(self.iterator)
 
 
 def _complete(root: Path, layout: str) -> bool:

@@ -158,6 +158,7 @@ class EpochSeededSampler(Sampler):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
         self.epoch = 0
+        self.skip = 0  # samples of this rank to leave out once, at the next iteration (a mid-epoch resume)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -178,5 +179,6 @@ class EpochSeededSampler(Sampler):
             order = order + order[: total - len(order)] * (1 + (total - len(order)) // max(len(order), 1))
             order = order[:total]
         order = order[:total]
-        for i in order[self.rank : total : self.num_replicas]:
+        skip, self.skip = self.skip, 0
+        for i in order[self.rank : total : self.num_replicas][skip:]:
             yield (i, self.epoch)

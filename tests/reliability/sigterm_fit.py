@@ -31,7 +31,7 @@ class SlowAfter(L.Callback):
 
 def make(root: str, ckpt_dir: str, ready: Path | None = None) -> tuple[L.Trainer, MeanFrame, MotionTextDataModule]:
     L.seed_everything(0, verbose=False)
-    dm = MotionTextDataModule([DatasetSpec(root=root)], batch_size=2, num_workers=0, max_len=40)
+    dm = MotionTextDataModule([DatasetSpec(root=root)], batch_size=2, num_workers=1, max_len=40)
     trainer = L.Trainer(max_epochs=MAX_EPOCHS, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=ckpt_dir, num_sanity_val_steps=0,
                         callbacks=[ModelCheckpoint(dirpath=ckpt_dir, save_last=True), SlowAfter(ready)])

@@ -1,4 +1,4 @@
-"""Fault rows: SIGTERM mid-epoch leaves a loadable last.ckpt and a resumable run; a crash while a checkpoint is written
+"""Fault rows: SIGTERM mid-epoch leaves a loadable last.ckpt and a run that resumes exactly; a crash while a checkpoint is written
 leaves the previous file intact; init_from refuses foreign checkpoints with a message naming the file and the reason."""
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tiny_h3d, tmp_path):
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     assert trainer.current_epoch == sigterm_fit.MAX_EPOCHS
     assert trainer.global_step == sigterm_fit.MAX_EPOCHS * steps_per_epoch
+    # the resumed run continued the interrupted epoch where it stopped: same weights as an uninterrupted fit
+    full_trainer, full, full_dm = sigterm_fit.make(str(tiny_h3d), str(tmp_path / "full"))
+    full_trainer.fit(full, full_dm)
+    for name, value in full.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == trainer.global_step
     assert sorted(p.name for p in ckpt_dir.iterdir()) == [f"epoch={sigterm_fit.MAX_EPOCHS - 1}-step={trainer.global_step}.ckpt", "last.ckpt"]
 
