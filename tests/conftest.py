@@ -51,3 +51,13 @@ def kit_tmr_root(tmp_path_factory) -> Path:
 def h3d_learn_root(tmp_path_factory) -> Path:
     """A larger synthetic HumanML3D set for the learning tests (shared by all methods)."""
     return _synth(tmp_path_factory, "h3d_learn", "humanml3d", 400, seed=3)
+
+
+@pytest.fixture(scope="session")
+def aistpp_root(tmp_path_factory) -> Path:
+    """12 synthetic AIST++ sequences of 4.5-5 s (5 music tracks) in the real AIST++ layout."""
+    from motion_text.data.synthetic_aistpp import generate_aistpp
+
+    root = tmp_path_factory.mktemp("aistpp")
+    generate_aistpp(root, num=12, seed=0, quiet=True, duration=(4.5, 5.0))
+    return root

@@ -110,16 +110,17 @@ def synth_music(genre: str, bpm: float, duration: float, offset: float, rng: np.
         f0 = spec["kick"]
         _burst(y, tb, 0.09, lambda t, f0=f0: np.sin(2 * np.pi * f0 * (t + 0.04 * (1 - np.exp(-t / 0.02)))), 0.3,
                1.0 if k % 4 == 0 else 0.7)
+        _burst(y, tb, 0.008, lambda t: noise[: len(t)], 0.05, 0.8)  # the kick's click: a broadband onset
         if k % 4 == 0:  # bar accent: a short crash
             _burst(y, tb, 0.12, lambda t: noise[: len(t)], 0.3, 0.25)
         layer = spec["layer"]
         if layer == "snare" and k % 2 == 1:
             _burst(y, tb, 0.06, lambda t: noise[: len(t)], 0.2, 0.45)
         elif layer == "clap":
-            _burst(y, tb + spb / 2, 0.03, lambda t: noise[: len(t)], 0.1, 0.35)
+            _burst(y, tb + spb / 2, 0.03, lambda t: noise[: len(t)], 0.1, 0.12)
         elif layer == "hats":
             for q in (1, 2, 3):
-                _burst(y, tb + q * spb / 4, 0.012, lambda t: noise[: len(t)], 0.05, 0.15)
+                _burst(y, tb + q * spb / 4, 0.012, lambda t: noise[: len(t)], 0.05, 0.05)
     # chord pad: one chord per bar, starting on the downbeats
     third = 4 if spec["major"] else 3
     bar_starts = list(beats[::4])
