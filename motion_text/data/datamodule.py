@@ -114,6 +114,8 @@ class MotionTextDataModule(L.LightningDataModule):
                  predict_music: list[str] | None = None) -> None:
         super().__init__()
         self.specs = list(datasets) if datasets else [DatasetSpec()]
+        if len(self.specs) > 1 and any(s.name == "aistpp" for s in self.specs):
+            raise ValueError("aistpp cannot be combined with other datasets")
         for s in self.specs:
             if s.name == "aistpp":
                 s.layout = "aistpp"
@@ -141,8 +143,6 @@ class MotionTextDataModule(L.LightningDataModule):
         self.dance = self.specs[0].name == "aistpp"
         if self.dance and predict_music:
             self.predict_split = "music"
-        if self.dance and len(self.specs) > 1:
-            raise ValueError("aistpp cannot be combined with other datasets")
         self.datasets: dict[str, MotionTextDataset] = {}
 
     # ---- facts linked into the models (known without reading any file) -------------------------------------------
