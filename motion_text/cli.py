@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -96,6 +97,13 @@ def _make_cli_class():
 
         def _instantiate_trainer(self, config, callbacks):
             return super()._instantiate_trainer(config, [*callbacks, *default_progress_bar(config)])
+
+        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
+            kwargs = super()._prepare_subcommand_kwargs(subcommand)
+            if "weights_only" in kwargs and kwargs["weights_only"] is None:
+                # --ckpt_path never unpickles objects unless asked with --weights_only=false (torch < 2.6 would)
+                kwargs["weights_only"] = True
+            return kwargs
 
     return MotionTextCLI, MotionTextMethod, MotionTextDataModule
 
@@ -195,6 +203,10 @@ def main(args: list[str] | None = None) -> int:
         cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args, save_config_kwargs={"overwrite": True})
     except DataError as e:  # a dataset problem: one message naming the file, no traceback
         raise SystemExit(f"error: {e}") from None
+    except pickle.UnpicklingError as e:  # a --ckpt_path holding objects other than weights
+        first = str(e).strip().splitlines()[0]
+        raise SystemExit(f"error: the checkpoint holds objects other than weights and was not loaded ({first}); "
+                         "pass --weights_only=false only for a checkpoint you trust") from None
     except ValueError as e:  # jsonargparse wraps a missing text model into its own error: show the model's message
         lines = [ln.strip(" -") for ln in str(e).splitlines() if "Could not load text model" in ln]
         if lines:

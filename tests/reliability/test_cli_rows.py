@@ -6,6 +6,7 @@ test_unknown_config_lists_available), a missing data root (test_missing_data_roo
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -60,3 +61,31 @@ def test_skip_report_once_per_split_without_strict(h3d_copy, tmp_path, caplog):
         main(["fit", "--config", _config(tmp_path, h3d_copy), "--trainer.fast_dev_run=1"])
     reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(reports) == 1 and reports[0].startswith("train: skipped 1 of 16: 1 too short")
+
+
+@pytest.mark.parametrize("extra,expected", [([], True), (["--weights_only=false"], False)], ids=["default", "opt-in"])
+def test_resume_loads_weights_only_unless_asked(h3d_copy, tmp_path, monkeypatch, extra, expected):
+    import lightning as L
+    import torch
+
+    seen = {}
+
+    @functools.wraps(L.Trainer.fit)  # the CLI reads fit's signature for its arguments
+    def record(self, *args, **kwargs):
+        seen.update(kwargs)
+
+    monkeypatch.setattr(L.Trainer, "fit", record)
+    torch.save({"state_dict": {}}, tmp_path / "last.ckpt")
+    main(["fit", "--config", _config(tmp_path, h3d_copy), "--ckpt_path", str(tmp_path / "last.ckpt"), *extra])
+    assert seen["weights_only"] is expected
+
+
+def test_checkpoint_holding_objects_is_refused(h3d_copy, tmp_path):
+    import argparse
+
+    import torch
+
+    bad = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": argparse.Namespace(a=1)}}, bad)
+    with pytest.raises(SystemExit, match=r"holds objects other than weights.*--weights_only=false"):
+        main(["fit", "--config", _config(tmp_path, h3d_copy), "--ckpt_path", str(bad), "--trainer.fast_dev_run=1"])
