@@ -62,22 +62,6 @@ def _resolve_config_args(args: list[str]) -> list[str]:
     return out
 
 
-def default_progress_bar(trainer_config: dict) -> list:
-    """``[RichProgressBar()]`` unless the config disables the bar or already names a progress bar callback.
-
-    The retrieval headline metrics (``val/rsum``, t2m / m2t R@1 and R@10) are logged with ``prog_bar=True`` and so
-    appear in the bar; ``--trainer.enable_progress_bar=false`` turns it off (the quiet mode of the Lightning commands).
-    """
-    from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
-
-    if trainer_config.get("enable_progress_bar") is False:
-        return []
-    given = trainer_config.get("callbacks") or []
-    if any(isinstance(c, ProgressBar) for c in (given if isinstance(given, list) else [given])):
-        return []
-    return [RichProgressBar(leave=True)]
-
-
 def _make_cli_class():
     from lightning.pytorch.cli import LightningCLI
 
@@ -94,9 +78,6 @@ def _make_cli_class():
                 parser.link_arguments(f"data.{src}", f"model.init_args.{dst}", apply_on="instantiate")
             # the DataModule's EpochSeededSampler shards across ranks itself and is seeded by (seed, epoch, index)
             parser.set_defaults({"trainer.use_distributed_sampler": False})
-
-        def _instantiate_trainer(self, config, callbacks):
-            return super()._instantiate_trainer(config, [*callbacks, *default_progress_bar(config)])
 
         def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
             kwargs = super()._prepare_subcommand_kwargs(subcommand)

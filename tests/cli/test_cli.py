@@ -50,15 +50,3 @@ def test_missing_data_root_is_one_clear_message(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"error: data/HumanML3D: dataset root of 'humanml3d' not found.*synth"):
         main(["fit", "--config", "tmr_demo.yaml", "--data", "humanml3d.yaml", "--trainer.fast_dev_run=1"])
 
-
-@pytest.mark.parametrize("bar", [True, False])
-def test_rich_progress_bar_is_the_default(h3d_root, tmp_path, bar):
-    from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
-
-    from motion_text.cli import _make_cli_class
-
-    cli_cls, method_cls, dm_cls = _make_cli_class()
-    cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
-                  args=["--config", str(_config(tmp_path, h3d_root)), f"--trainer.enable_progress_bar={bar}"])
-    bars = [c for c in cli.trainer.callbacks if isinstance(c, ProgressBar)]
-    assert [type(b) for b in bars] == ([RichProgressBar] if bar else [])
