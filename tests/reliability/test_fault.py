@@ -4,6 +4,7 @@ leaves the previous file intact; init_from refuses foreign checkpoints with a me
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import subprocess
@@ -63,15 +64,13 @@ def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tiny_h3d, tmp_path):
 
 
 def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    io = AtomicCheckpointIO()
+    writer = AtomicCheckpointIO()
     last = tmp_path / "last.ckpt"
-    io.save_checkpoint({"global_step": 1, "w": torch.ones(1000)}, last)
+    writer.save_checkpoint({"global_step": 1, "w": torch.ones(1000)}, last)
     real_save = torch.save
 
     def crash_halfway(obj, f):
-        import io as _io
-
-        buf = _io.BytesIO()
+        buf = io.BytesIO()
         real_save(obj, buf)
         f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
         f.flush()
@@ -79,12 +78,12 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch)
 
     monkeypatch.setattr("motion_text.callbacks.torch.save", crash_halfway)
     with pytest.raises(KeyboardInterrupt):
-        io.save_checkpoint({"global_step": 2, "w": torch.zeros(1000)}, last)
+        writer.save_checkpoint({"global_step": 2, "w": torch.zeros(1000)}, last)
     monkeypatch.undo()
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 1 and torch.equal(ckpt["w"], torch.ones(1000))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
-    io.save_checkpoint({"global_step": 3, "w": torch.zeros(1000)}, last)
+    writer.save_checkpoint({"global_step": 3, "w": torch.zeros(1000)}, last)
     assert torch.load(last, weights_only=True)["global_step"] == 3
 
 
