@@ -26,7 +26,7 @@ def trained_lexical(h3d_root, tmp_path_factory):
     bert = tiny_bert_dir(tmp_path_factory)
     work = tmp_path_factory.mktemp("lexical_tools")
     cfg = write_config(work / "lex.yaml", tiny_lexical(bert), h3d_root, data={"joints": True, "max_len": MAX_LEN},
-                       trainer={"max_steps": 6, "limit_val_batches": 1})
+                       trainer={"max_steps": 4, "limit_val_batches": 0, "num_sanity_val_steps": 0})
     cli = build_cli(["--config", str(cfg)])
     cli.trainer.fit(cli.model, cli.datamodule)
     ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path

@@ -145,3 +145,14 @@ def test_keyword_rate_counts_motions_with_both_actions():
     assert cov[1]["rate"] is None and cov[1]["relevant"] == 0
     by_score = S.keyword_rate(index, caps, [("run", "jump")], k=10, coverage=False)
     assert by_score[0]["rate"] == 0.0  # the two single-action motions have the largest scores
+
+
+def test_seismic_backend_through_the_cli(trained_lexical, built, tmp_path, capsys):
+    pytest.importorskip("seismic")
+    assert main(["index", "--ckpt", trained_lexical.ckpt, "--data", trained_lexical.data, "--out",
+                 str(tmp_path / "seis"), "--top-k", "32", "--backend", "seismic", "--quiet"]) == 0
+    exact = _json(capsys, ["search", "--index", str(built / "motions.npz"), "--keywords", "kick", "--json"])
+    approx = _json(capsys, ["search", "--index", str(tmp_path / "seis"), "--keywords", "kick", "--json"])
+    got = [h["key"] for h in approx["results"][0]["hits"]]
+    ref = [h["key"] for h in exact["results"][0]["hits"]]
+    assert len(set(got) & set(ref)) >= 0.9 * len(ref) and approx["results"][0]["hits"][0]["caption"]
