@@ -4,7 +4,9 @@ MDOT-Net ("Music-to-Dance Generation with Optimal Transport", section "Optimal T
 geodesic distance on the human pose manifold as the cost ``c(x~, x)`` of its OT term, and a source-domain distance
 ``d(y, y')`` for its Gromov-Wasserstein term. Here:
 
-* :func:`geodesic_pose_cost`: ``c(x, x') = mean_t mean_j theta(R_tj, R'_tj) + w_trans mean_t |t_t - t'_t|``, with
+* :func:`geodesic_pose_cost`: ``c(x, x') = mean_t mean_j theta(R_tj, R'_tj) + w_trans mean_t |t_t - t'_t|``
+  (optionally ``+ w_vel mean_t |dx_t - dx'_t|`` on the frame-to-frame change ``dx_t = x_{t+1} - x_t`` of the pose
+  features, which penalises jitter that the per-frame terms barely see), with
   ``theta(R, R') = arccos((tr(R^T R') - 1) / 2)`` the rotation angle of ``R^T R'`` (Huynh, J. Math. Imaging Vis.
   2009, Phi_6), evaluated as ``2 arcsin(|R - R'|_F / sqrt 8)`` for a finite gradient near 0;
 * :func:`music_cost`: the mean over frames of the L2 distance between feature vectors (``"frame_l2"``), or the
@@ -57,8 +59,9 @@ def frame_l2(a: Tensor, b: Tensor) -> Tensor:
     return _safe_sqrt(sq.clamp_min(0.0)).mean(0)
 
 
-def geodesic_pose_cost(x: Tensor, y: Tensor, trans_weight: float = 1.0, rot_weight: float = 1.0) -> Tensor:
-    """Pose-sequence cost matrix ``C_ij = rot_weight * mean_tj theta + trans_weight * mean_t |t - t'|``.
+def geodesic_pose_cost(x: Tensor, y: Tensor, trans_weight: float = 1.0, rot_weight: float = 1.0,
+                       vel_weight: float = 0.0) -> Tensor:
+    """Pose-sequence cost ``C_ij = rot_weight mean_tj theta + trans_weight mean_t |t - t'| + vel_weight mean_t |dx - dx'|``.
 
     Parameters
     ----------
@@ -68,6 +71,9 @@ def geodesic_pose_cost(x: Tensor, y: Tensor, trans_weight: float = 1.0, rot_weig
         mapped to rotations by Gram-Schmidt.
     trans_weight, rot_weight : float
         Weights of the root-translation term (metres) and of the joint-rotation term (radians).
+    vel_weight : float
+        Weight of the velocity term: the mean over frames of the L2 distance between the frame-to-frame changes of
+        the two 147-d feature sequences (0 = off).
 
     Returns
     -------
@@ -82,6 +88,8 @@ def geodesic_pose_cost(x: Tensor, y: Tensor, trans_weight: float = 1.0, rot_weig
         cost = rot_weight * rotation_geodesic(trace).mean((-1, -2))
         if trans_weight:
             cost = cost + trans_weight * frame_l2(tx, ty)
+        if vel_weight and x.shape[1] > 1:
+            cost = cost + vel_weight * frame_l2(x.to(dtype).diff(dim=1), y.to(dtype).diff(dim=1))
     return cost
 
 

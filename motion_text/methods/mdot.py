@@ -86,6 +86,7 @@ class MDOT(MotionTextMethod):
     grad: ``envelope`` (detached plans, the gradient of the entropic objective) or ``unrolled`` (backpropagate
         through the iterations); see :mod:`motion_text.losses.ot`.
     trans_weight: weight of the root-translation term of the pose cost.
+    vel_weight: weight of the velocity term of the pose cost (0 = the paper's per-frame geodesic cost).
     music_weight: joint-distribution term of the OT cost (0 = paper).
     music_distance: ``frame_l2`` or ``sqeuclidean`` (see :func:`~motion_text.losses.dance.music_cost`).
     gw_normalize: divide ``D`` and ``C`` by their detached means before GW.
@@ -100,7 +101,7 @@ class MDOT(MotionTextMethod):
     def __init__(self, music_dim: int = 35, generator: GeneratorFactory | None = None, noise_dim: int = 16,
                  seed_pose: bool = False, eps: float = 0.01, sinkhorn_iters: int = 50, gw_eps: float = 0.05,
                  gw_outer_iters: int = 10, gw_inner_iters: int = 50, lambda_ot: float = 1.0, lambda_gw: float = 1.0,
-                 grad: str = "envelope", trans_weight: float = 1.0, music_weight: float = 0.0,
+                 grad: str = "envelope", trans_weight: float = 1.0, vel_weight: float = 0.0, music_weight: float = 0.0,
                  music_distance: str = "frame_l2", gw_normalize: bool = True, lr: float = 1e-3,
                  weight_decay: float = 0.01, fid_reference: list[str] | None = None, fact_skip_frames: int = 0,
                  smpl_model: str | None = None, predict_dir: str = "predictions/mdot", render_stride: int = 3,
@@ -170,7 +171,7 @@ class MDOT(MotionTextMethod):
 
     # ---- losses ------------------------------------------------------------------------------------------------
     def pose_cost(self, x: Tensor, y: Tensor) -> Tensor:
-        return geodesic_pose_cost(x, y, trans_weight=self.hparams.trans_weight)
+        return geodesic_pose_cost(x, y, trans_weight=self.hparams.trans_weight, vel_weight=self.hparams.vel_weight)
 
     def _joint_cost(self, a: Tensor, b: Tensor) -> Tensor:
         """OT cost on samples ``[pose (147), normalised music]``: pose cost + music_weight * music cost."""

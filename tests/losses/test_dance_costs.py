@@ -59,3 +59,17 @@ def test_music_costs_match_numpy():
         music_cost(torch.tensor(a), torch.tensor(b), "cosine")
     with pytest.raises(ValueError, match="equal T"):
         geodesic_pose_cost(torch.zeros(2, 5, POSE_DIM), torch.zeros(2, 6, POSE_DIM))
+
+
+def test_velocity_term_matches_numpy():
+    rng = np.random.default_rng(3)
+    _, _, x = _seqs(rng, 2, t=6)
+    _, _, y = _seqs(rng, 3, t=6)
+    extra = (geodesic_pose_cost(x, y, vel_weight=0.7) - geodesic_pose_cost(x, y)).numpy()
+    dx, dy = np.diff(x.numpy(), axis=1), np.diff(y.numpy(), axis=1)
+    ref = 0.7 * np.linalg.norm(dx[:, None] - dy[None], axis=-1).mean(-1)
+    np.testing.assert_allclose(extra, ref, rtol=1e-8, atol=1e-10)
+    # a constant offset of the whole sequence changes the per-frame terms only
+    shifted = x + 0.1
+    np.testing.assert_allclose((geodesic_pose_cost(x, shifted, trans_weight=0.0, rot_weight=0.0,
+                                                   vel_weight=1.0)).diagonal().numpy(), 0.0, atol=1e-6)
