@@ -1,0 +1,131 @@
+"""Shared helpers of the benchmarks: device choice, interleaved timing, result rows, JSON report and table.
+
+Every benchmark measures a ratio against a reference run in the same process and interleaved with it (ref, ours,
+ref, ours, ...; medians), so that load from other processes on a shared machine affects both sides alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+__all__ = ["Row", "device", "devices", "sync", "timed", "interleaved", "matmul_rate", "machine", "write_report",
+           "results_table", "RESULTS_DIR"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Row:
+    """One line of the report: what was measured, against what, the target, the figure and whether it is met.
+
+    ``met`` is ``None`` for figures that are only reported (no target).
+    """
+
+    measure: str
+    reference: str
+    target: str
+    measured: str
+    met: bool | None
+    device: str = "cpu"
+    values: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def device() -> torch.device:
+    """``cuda`` when available, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def devices() -> list[torch.device]:
+    """``cpu``, plus ``cuda`` when available (the benchmarks with a GPU column run on both)."""
+    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+def sync(dev: torch.device | str | None = None) -> None:
+    """Wait for queued CUDA work (no-op on the CPU)."""
+    if torch.device(dev or "cpu").type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], dev: torch.device | str | None = None) -> float:
+    """Wall time of one call of ``fn`` in seconds (CUDA-synchronised)."""
+    sync(dev)
+    t = time.perf_counter()
+    fn()
+    sync(dev)
+    return time.perf_counter() - t
+
+
+def interleaved(ref: Callable[[], object], ours: Callable[[], object], repeats: int, warmup: int = 1,
+                dev: torch.device | str | None = None) -> dict:
+    """Time ``ref`` and ``ours`` alternately ``repeats`` times after ``warmup`` untimed rounds.
+
+    Returns the medians ``ref_s`` / ``ours_s``, ``speedup = ref_s / ours_s`` and the raw lists.
+    """
+    for _ in range(warmup):
+        ref()
+        ours()
+    ref_t, ours_t = [], []
+    for i in range(repeats):
+        # alternate which side goes first, so neither always runs on a warmer cache
+        if i % 2 == 0:
+            ref_t.append(timed(ref, dev))
+            ours_t.append(timed(ours, dev))
+        else:
+            ours_t.append(timed(ours, dev))
+            ref_t.append(timed(ref, dev))
+    r, o = statistics.median(ref_t), statistics.median(ours_t)
+    return {"ref_s": r, "ours_s": o, "speedup": r / o, "ref_all_s": ref_t, "ours_all_s": ours_t}
+
+
+def matmul_rate(dev: torch.device | str = "cpu", n: int = 2048, repeats: int = 3) -> float:
+    """Measured fp32 matrix-product rate in FLOP/s: the best of ``repeats`` ``torch.mm`` of two n x n squares."""
+    a = torch.randn(n, n, device=dev)
+    b = torch.randn(n, n, device=dev)
+    torch.mm(a, b)
+    best = min(timed(lambda: torch.mm(a, b), dev) for _ in range(repeats))
+    return 2.0 * n**3 / best
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+def write_report(report: dict, path: Path | None = None) -> Path:
+    """Write ``report`` as JSON (default ``benchmarks/results/latest.json``) and return the path."""
+    path = path or RESULTS_DIR / "latest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    return path
+
+
+def results_table(rows: list[dict], title: str = "motion-text benchmarks"):
+    """A ``rich.table.Table`` of report rows: measure, device, reference, target, measured, met?"""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in ("measure", "device", "reference", "target", "measured", "met?"):
+        table.add_column(name, overflow="fold")
+    marks = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}
+    for r in rows:
+        table.add_row(r["measure"], r["device"], r["reference"], r["target"], r["measured"], marks[r["met"]])
+    return table
