@@ -4,7 +4,7 @@ Random 256-d text / motion embeddings (motion = text + noise), 384-d sentence em
 captions for the threshold protocol, half of the items in the nsim subset. Ours: :class:`RetrievalMetric`
 (``update`` + ``compute``) with protocols all / threshold / nsim / guo; reference: the same protocols written
 straightforwardly in numpy (float64 similarities, ranks by comparison counts, a loop over the Guo batches). Every
-figure must agree. Target: < 2 s in total on 2 CPU cores.
+figure must agree. Target: < 2 s in total on 2 CPU cores (quick: 2,048 items, reported only).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.common import Row, device, interleaved
+from benchmarks.common import Row, devices, interleaved
 from motion_text.metrics.retrieval import RetrievalMetric
 
 N = 4384
@@ -87,8 +87,7 @@ def evaluate(emb: dict[str, torch.Tensor], dev: torch.device | str = "cpu") -> d
     return {k: float(v) for k, v in metric.compute().items()}
 
 
-def run(quick: bool = False, n: int | None = None, repeats: int | None = None) -> dict:
-    dev = device()
+def measure(dev: torch.device, quick: bool = False, n: int | None = None, repeats: int | None = None) -> dict:
     n = n or (2048 if quick else N)
     emb = embeddings(n)
     ref_vals, ours_vals = numpy_reference(emb), evaluate(emb, dev)
@@ -100,12 +99,20 @@ def run(quick: bool = False, n: int | None = None, repeats: int | None = None) -
               "< 2 s total" + ("" if n == N else " (at 4,384)"),
               f"{t['ours_s']:.2f} s (numpy {t['ref_s']:.2f} s, {t['speedup']:.1f}x); max diff {diff:.0e}",
               ok if n == N else None, dev.type)
-    return {"rows": [row.to_dict()], "n": n, "max_abs_diff": diff, "timing": t, "metrics": ours_vals}
+    return {"row": row.to_dict(), "n": n, "max_abs_diff": diff, "timing": t, "metrics": ours_vals}
+
+
+def run(quick: bool = False) -> dict:
+    """On the CPU and, when available, on CUDA (a GPU row; the numpy reference stays on the CPU)."""
+    out = {dev.type: measure(dev, quick) for dev in devices()}
+    return {"rows": [m.pop("row") for m in out.values()], **out}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     out = run(ap.parse_args().quick)
-    out.pop("metrics")
+    for m in out.values():
+        if isinstance(m, dict):
+            m.pop("metrics", None)
     print(json.dumps(out, indent=2, default=float))
