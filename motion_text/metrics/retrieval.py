@@ -114,10 +114,22 @@ def protocol_threshold(sims: torch.Tensor, sent_emb: torch.Tensor, threshold: fl
                        ties: str = "average") -> dict[str, dict]:
     """(b) a column also counts as correct when its caption's sentence similarity to the row's caption exceeds
     ``threshold`` on the (cos + 1) / 2 scale (cosine > 2 threshold - 1); the diagonal always counts."""
-    e = F.normalize(sent_emb.double(), dim=-1)
-    gt = (e @ e.T) > 2 * threshold - 1
+    gt = _cosine_above(F.normalize(sent_emb.double(), dim=-1), 2 * threshold - 1)
     gt.fill_diagonal_(True)
     return _both(sims, gt, ties)
+
+
+def _cosine_above(e: torch.Tensor, cut: float) -> torch.Tensor:
+    """``(e @ e.T) > cut`` for unit rows ``e`` (N, d) in float64, at the cost of a float32 product.
+
+    The float32 cosines are within ``2 (d + 2) eps_32`` of the float64 ones (the forward error bound of a dot product
+    of unit vectors, inputs rounded included), so only the entries that close to ``cut`` are recomputed in float64.
+    """
+    c = e.float() @ e.float().T
+    gt = c > cut
+    i, j = torch.nonzero((c - cut).abs() <= 2 * (e.shape[1] + 2) * torch.finfo(torch.float32).eps, as_tuple=True)
+    gt[i, j] = (e[i] * e[j]).sum(-1) > cut
+    return gt
 
 
 def protocol_subset(sims: torch.Tensor, subset: torch.Tensor, ties: str = "average") -> dict[str, dict]:
