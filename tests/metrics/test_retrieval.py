@@ -143,3 +143,15 @@ def test_bad_arguments():
         retrieval_ranks(torch.eye(3), ties="bad")
     with pytest.raises(ValueError, match="unknown protocols"):
         RetrievalMetric(protocols=("nope",))
+
+
+def test_threshold_mask_equals_float64_product():
+    from motion_text.metrics.retrieval import _cosine_above
+
+    g = torch.Generator().manual_seed(3)
+    e = torch.randn(300, 16, generator=g, dtype=torch.float64)
+    e[:100] = e[100:200] + 0.2 * torch.randn(100, 16, generator=g, dtype=torch.float64)  # near-duplicates
+    e = torch.nn.functional.normalize(e, dim=-1)
+    c = e @ e.T
+    for cut in (0.9, 0.0, float(c[0, 1])):  # the last one lies exactly on an entry
+        assert torch.equal(_cosine_above(e, cut), c > cut)
