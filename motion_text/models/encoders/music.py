@@ -49,13 +49,23 @@ class DanceConvGenerator(nn.Module):
         Residual blocks; block ``l`` has dilation ``2^l``.
     dropout
         Dropout inside the residual branches.
+    smooth
+        Length (odd, frames) of a fixed normalised Hann window applied to the output along time (1 = off). Music
+        features change every frame and an untrained or briefly trained network passes that on as pose jitter;
+        the low-pass (9 frames: ~0.15 s at 60 fps, cut-off ~7 Hz) leaves dance motion, whose energy is below a few
+        Hz, and removes the jitter by construction.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, num_layers: int = 7, dropout: float = 0.0) -> None:
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, num_layers: int = 7, dropout: float = 0.0,
+                 smooth: int = 9) -> None:
         super().__init__()
+        if smooth < 1 or smooth % 2 == 0:
+            raise ValueError(f"smooth must be an odd number >= 1, got {smooth}")
         self.inp = nn.Conv1d(in_dim, hidden, 1)
         self.blocks = nn.ModuleList(_ResBlock(hidden, 2**i, dropout) for i in range(num_layers))
         self.head = nn.Sequential(nn.GroupNorm(1, hidden), nn.GELU(), nn.Conv1d(hidden, out_dim, 1))
+        window = torch.hann_window(smooth + 2, periodic=False)[1:-1] if smooth > 1 else torch.ones(1)
+        self.register_buffer("window", (window / window.sum()).view(1, 1, -1), persistent=False)
 
     @property
     def receptive_field(self) -> int:
@@ -66,7 +76,19 @@ class DanceConvGenerator(nn.Module):
         h = self.inp(x.transpose(1, 2)) * keep  # (B, C, T)
         for block in self.blocks:
             h = block(h, keep)
-        return self.head(h).transpose(1, 2)
+        return _lowpass(self.head(h), keep, self.window).transpose(1, 2)
+
+
+def _lowpass(y: Tensor, keep: Tensor, window: Tensor) -> Tensor:
+    """Normalised convolution of ``y`` (B, C, T) with ``window`` (1, 1, K) over the valid frames ``keep`` (B, 1, T)."""
+    k = window.shape[-1]
+    if k == 1:
+        return y
+    b, c, t = y.shape
+    w = window.to(y.dtype)
+    num = nn.functional.conv1d((y * keep).reshape(b * c, 1, t), w, padding=k // 2).reshape(b, c, t)
+    den = nn.functional.conv1d(keep, w, padding=k // 2).clamp_min(1e-6)
+    return num / den * keep
 
 
 class DanceTransformerGenerator(nn.Module):
