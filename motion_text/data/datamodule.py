@@ -325,6 +325,14 @@ class TrainLoader(DataLoader):
     def __iter__(self):
         return _StartAtFirstBatch(self)
 
+    def state_dict(self) -> dict:
+        """Nothing to save (the position comes from the trainer's restored batch progress); having these two methods
+        tells Lightning that the loader resumes mid-epoch, so it does not warn that it cannot."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
 
 class _StartAtFirstBatch:
     def __init__(self, loader: TrainLoader) -> None:
