@@ -57,6 +57,23 @@ def _ranks(s: torch.Tensor, gt: torch.Tensor, gt_col: torch.Tensor, ties: str) -
     return (less + count(equal & (cols < c_))).double()
 
 
+def _masked_row_max(s: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max of each row of ``s`` over its True columns and the first column reaching it (-inf where none).
+
+    A sparse mask (near-duplicate captions: a few entries per row) is read through its nonzero entries instead of a
+    masked copy of the whole matrix.
+    """
+    n, m = s.shape
+    if int(mask.sum()) > 0.05 * n * m:
+        return s.masked_fill(~mask, -math.inf).max(dim=1)
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    vals = s[rows, cols]
+    gt = torch.full((n,), -math.inf, dtype=s.dtype, device=s.device).scatter_reduce(0, rows, vals, "amax")
+    best = vals == gt[rows]
+    first = torch.full((n,), m, dtype=torch.long, device=s.device)
+    return gt, first.scatter_reduce(0, rows[best], cols[best], "amin")
+
+
 def retrieval_ranks(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, ties: str = "average") -> torch.Tensor:
     """0-based rank of the correct item in each row of ``sims`` (N, M).
 
@@ -79,8 +96,7 @@ def retrieval_ranks(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, tie
         if gt_mask.shape != s.shape:
             raise ValueError(f"gt_mask shape {tuple(gt_mask.shape)} differs from sims {tuple(s.shape)}")
         # largest similarity = smallest distance over the correct columns (first such column on ties)
-        masked = s.masked_fill(~gt_mask.bool(), -math.inf)
-        gt, gt_col = masked.max(dim=1)
+        gt, gt_col = _masked_row_max(s, gt_mask.bool())
         if torch.isinf(gt).any():
             raise ValueError("every row of gt_mask needs at least one True column")
     return _ranks(s, gt, gt_col, ties)

@@ -155,3 +155,18 @@ def test_threshold_mask_equals_float64_product():
     c = e @ e.T
     for cut in (0.9, 0.0, float(c[0, 1])):  # the last one lies exactly on an entry
         assert torch.equal(_cosine_above(e, cut), c > cut)
+
+
+@pytest.mark.parametrize("ties", ["average", "optimistic", "order"])
+def test_sparse_gt_mask_matches_reference(ties):
+    """A mask with a few True entries per row (the near-duplicate case) takes the nonzero-entries path."""
+    rng = np.random.default_rng(4)
+    n = 60
+    sims = rng.integers(0, 6, size=(n, n)).astype(np.float64) / 5  # many ties
+    mask = np.eye(n, dtype=bool)
+    extra = rng.integers(0, n, size=(20, 2))
+    mask[extra[:, 0], extra[:, 1]] = True
+    assert mask.mean() < 0.05
+    gt_cols = [list(np.nonzero(row)[0]) for row in mask]
+    got = retrieval_ranks(torch.from_numpy(sims), torch.from_numpy(mask), ties=ties).numpy()
+    np.testing.assert_allclose(got, ref_ranks(sims, ties, gt_cols=gt_cols))
