@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import time
 import traceback
 
@@ -37,6 +38,18 @@ def sparse(quick: bool) -> dict:
     return {"rows": [row.to_dict()], **out}
 
 
+def default_threads() -> int:
+    """torch's default, or 1 when the 1-minute load average exceeds the cores: OpenMP's barriers across busy cores
+    then measure the scheduler rather than the code (a 256 x 256 ``logsumexp`` took 100x longer with 2 threads than
+    with 1 on a 2-core machine at load 10)."""
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] > cores
+    except OSError:
+        busy = False
+    return 1 if busy else torch.get_num_threads()
+
+
 def run_one(name: str, quick: bool) -> dict:
     t = time.perf_counter()
     try:
@@ -52,13 +65,16 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (about a minute)")
     ap.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
-    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. the machine's cores)")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. the machine's cores, or 1 "
+                    "when the machine is oversubscribed)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from rich.console import Console
 
     console = Console()
+    threads = args.threads or default_threads()
+    if threads != torch.get_num_threads():
+        console.log(f"torch threads: {threads} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        torch.set_num_threads(threads)
     names = args.only or (QUICK if args.quick else BENCHMARKS)
     start = time.perf_counter()
     report = {"quick": args.quick, "machine": machine(), "wall_s": 0.0, "rows": [], "benchmarks": {}}
