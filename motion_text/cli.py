@@ -74,7 +74,6 @@ def _make_cli_class():
         def add_arguments_to_parser(self, parser) -> None:
             for src, dst in (("feature_dim", "nfeats"), ("num_joints", "num_joints"), ("fps", "fps"),
                              ("skeleton_name", "skeleton"), ("music_dim", "music_dim")):
-                # music_dim only reaches models that take it (MDOT); for the others the link is not applied
                 parser.link_arguments(f"data.{src}", f"model.init_args.{dst}", apply_on="instantiate")
             # the DataModule's EpochSeededSampler shards across ranks itself and is seeded by (seed, epoch, index)
             parser.set_defaults({"trainer.use_distributed_sampler": False})

@@ -114,13 +114,16 @@ class MotionTextMethod(L.LightningModule):
     num_joints: joints of the skeleton (22 / 21).
     fps: frames per second.
     skeleton: skeleton name (``humanml3d`` / ``kitml``).
+    music_dim: music feature channels (35 for AIST++, 0 for data without music). Every method takes it, so the
+        CLI's data link and a checkpoint's saved hyper-parameters agree for all methods (``test --ckpt_path``).
     init_from: weights-only initialisation from earlier checkpoints (see :class:`InitFrom`).
     """
 
     def __init__(self, nfeats: int = 263, num_joints: int = 22, fps: float = 20.0, skeleton: str = "humanml3d",
-                 init_from: list[InitFrom] | None = None) -> None:
+                 music_dim: int = 0, init_from: list[InitFrom] | None = None) -> None:
         super().__init__()
         self.nfeats, self.num_joints, self.fps, self.skeleton_name = nfeats, num_joints, fps, skeleton
+        self.music_dim = music_dim
         self.init_from = list(init_from or [])
         self.init_reports: list[dict[str, list[str]]] = []
 

@@ -110,14 +110,14 @@ class MDOT(MotionTextMethod):
         kwargs.setdefault("num_joints", 24)
         kwargs.setdefault("fps", 60.0)
         kwargs.setdefault("skeleton", "aistpp")
-        super().__init__(**kwargs)
+        super().__init__(music_dim=music_dim, **kwargs)
         self.save_hyperparameters()
         if self.nfeats != POSE_DIM:
             raise ValueError(f"MDOT generates {POSE_DIM}-d AIST++ poses but the data has nfeats={self.nfeats}; "
                              "use data.datasets: [{name: aistpp}]")
         if grad not in ("envelope", "unrolled"):
             raise ValueError(f"grad must be 'envelope' or 'unrolled', got {grad!r}")
-        self.music_dim, self.noise_dim, self.seed_pose = music_dim, noise_dim, seed_pose
+        self.noise_dim, self.seed_pose = noise_dim, seed_pose
         in_dim = music_dim + noise_dim + (POSE_DIM if seed_pose else 0)
         self.generator = (generator or DanceConvGenerator)(in_dim, POSE_DIM)
         self.register_buffer("music_mean", torch.zeros(music_dim))
