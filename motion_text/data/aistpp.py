@@ -29,7 +29,6 @@ import io
 import logging
 import pickle
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from motion_text.data.music import MUSIC_FEATURE_DIM, cached_music_features
-from motion_text.data.readers import DataError
+from motion_text.data.readers import DataError, SkipReport
 from motion_text.data.rotations import axis_angle_to_matrix, cont6d_to_matrix, matrix_to_cont6d
 from motion_text.data.skeleton import Skeleton
 
@@ -140,9 +139,12 @@ def load_motion_pkl(path: str | Path) -> dict[str, np.ndarray]:
     missing = [k for k in ("smpl_poses", "smpl_trans", "smpl_scaling") if k not in data]
     if missing:
         raise DataError(f"{path}: missing field(s) {missing}; found {sorted(map(str, data))}")
-    poses = np.asarray(data["smpl_poses"], dtype=np.float32)
-    trans = np.asarray(data["smpl_trans"], dtype=np.float32)
-    scaling = np.asarray(data["smpl_scaling"], dtype=np.float32).reshape(-1)
+    try:
+        poses, trans, scaling = (np.asarray(data[k], dtype=np.float32) for k in ("smpl_poses", "smpl_trans",
+                                                                                    "smpl_scaling"))
+    except (TypeError, ValueError) as err:  # a string, a dict, a ragged list ...
+        raise DataError(f"{path}: smpl_poses / smpl_trans / smpl_scaling must be numeric arrays ({err})") from None
+    scaling = scaling.reshape(-1)
     if poses.ndim != 2 or poses.shape[1] != 72:
         raise DataError(f"{path}: smpl_poses must be (N, 72) axis-angle, got {poses.shape}")
     if trans.shape != (len(poses), 3):
@@ -202,9 +204,10 @@ def read_aistpp_split(root: str | Path, split: str, strict: bool = False) -> lis
         raise DataError(f"{split_file}: AIST++ split file not found (expected the layout motions/, wav/, splits/)")
     ignore_file = root / "ignore_list.txt"
     ignored = set(_read_list(ignore_file)) if ignore_file.is_file() else set()
-    skips: Counter = Counter()
+    names = _read_list(split_file)
+    report = SkipReport(f"aistpp {split}", total=len(names))
     items = []
-    for name in _read_list(split_file):
+    for name in names:
         reason = None
         mid = music_id_of(name)
         if name in ignored:
@@ -215,14 +218,11 @@ def read_aistpp_split(root: str | Path, split: str, strict: bool = False) -> lis
             reason = "no music id in the name"
         elif not (root / "wav" / f"{mid}.wav").is_file():
             reason = "wav missing"
-        if reason:
-            if strict and reason != "in ignore_list.txt":
-                raise DataError(f"{root}: sequence {name!r} of {split_file.name}: {reason}")
-            skips[reason] += 1
+        if reason:  # the ignore list is the dataset's own exclusion: counted, never an error in strict mode
+            report.skip(reason, f"{split_file}: sequence {name!r}", strict and reason != "in ignore_list.txt")
             continue
         items.append(DanceItem(name, root / "motions" / f"{name}.pkl", root / "wav" / f"{mid}.wav", mid))
-    if skips:
-        log.info("aistpp %s: kept %d sequences, skipped %s", split, len(items), dict(skips))
+    report.log()
     return items
 
 

@@ -42,6 +42,9 @@ PICKLES = [
     ("trans frame count", lambda m: _fields(smpl_trans=np.zeros((3, 3))), r"smpl_trans must be \(4, 3\)"),
     ("poses NaN", lambda m: _fields(smpl_poses=np.full((4, 72), np.nan)), r"non-finite values"),
     ("scaling zero", lambda m: _fields(smpl_scaling=np.zeros(1)), r"smpl_scaling must be one positive number"),
+    ("poses a string", lambda m: _fields(smpl_poses="not an array"), r"must be numeric arrays"),
+    ("trans a dict", lambda m: _fields(smpl_trans={"x": 1}), r"must be numeric arrays"),
+    ("poses ragged", lambda m: _fields(smpl_poses=[[0.0] * 72, [0.0]]), r"must be numeric arrays"),
 ]
 
 
@@ -123,16 +126,16 @@ def aist_root(tmp_path):
 
 
 def test_split_drops_by_reason_and_reports_once(aist_root, caplog):
-    with caplog.at_level(logging.INFO, logger="motion_text.data.aistpp"):
+    with caplog.at_level(logging.INFO, logger="motion_text.data.readers"):
         items = read_aistpp_split(aist_root, "train")
     assert [it.key for it in items] == ["gBR_sBM_cAll_d04_mBR0_ch01"]
-    reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
-    assert len(reports) == 1
-    for reason in ("'in ignore_list.txt': 1", "'motion file missing': 1", "'wav missing': 1",
-                   "'no music id in the name': 1"):
-        assert reason in reports[0]
+    reports = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(reports) == 1 and reports[0].levelno == logging.WARNING
+    assert reports[0].getMessage().startswith("aistpp train: skipped 4 of 5: ")
+    for reason in ("1 in ignore_list.txt", "1 motion file missing", "1 wav missing", "1 no music id in the name"):
+        assert reason in reports[0].getMessage()
 
 
 def test_split_strict_raises_on_the_first_incomplete_sequence(aist_root):
-    with pytest.raises(DataError, match=r"'gBR_sBM_cAll_d04_mBR1_ch01' of crossmodal_train\.txt: motion file missing"):
+    with pytest.raises(DataError, match=r"crossmodal_train\.txt: sequence 'gBR_sBM_cAll_d04_mBR1_ch01': motion file missing"):
         read_aistpp_split(aist_root, "train", strict=True)
