@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Literal
@@ -64,9 +65,21 @@ _CHECK_EVERY = 10
 # ----------------------------------------------------------------------------------------------------------------------
 # guards and dtype handling
 # ----------------------------------------------------------------------------------------------------------------------
-def _compute_dtype(*tensors: Tensor) -> torch.dtype:
-    """float64 if any input is float64, float32 otherwise (never bf16/fp16)."""
-    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+#: largest ``max |C| / eps`` solved in float32: past it float32 potentials (ulp ~ 0.1 at 1e6) no longer give plans whose
+#: marginals sum to 1, and the problem is promoted to float64 (whose limit, ~1e15, is out of practical reach)
+_F32_SCALED_LIMIT = 2.0**20
+
+
+def _compute_dtype(*tensors: Tensor, scaled_max: float | None = None) -> torch.dtype:
+    """float64 if any input is float64, float32 otherwise (never bf16/fp16); float64 too when ``scaled_max``, the
+    largest ``|cost| / eps`` of the problem, is beyond what float32 solves accurately (one warning per call site)."""
+    if any(t.dtype == torch.float64 for t in tensors):
+        return torch.float64
+    if scaled_max is not None and scaled_max > _F32_SCALED_LIMIT:
+        warnings.warn(f"max |cost| / eps = {scaled_max:.3g} is beyond float32 Sinkhorn accuracy "
+                      f"({_F32_SCALED_LIMIT:.0e}): solving in float64", RuntimeWarning, stacklevel=3)
+        return torch.float64
+    return torch.float32
 
 
 def _check_eps(eps: float) -> float:
@@ -238,7 +251,7 @@ def sinkhorn_cost(
     _check_grad(grad)
     iters = _check_iters("iters", iters)
     _check_cost_matrix(C)
-    dtype = _compute_dtype(C)
+    dtype = _compute_dtype(C, scaled_max=float(C.detach().abs().max()) / eps)
     with torch.autocast(device_type=C.device.type, enabled=False):
         Cc = C.to(dtype)
         if grad == "envelope":
@@ -250,7 +263,8 @@ def sinkhorn_cost(
             scaled = Cc / eps
             f, g = _sinkhorn_potentials(scaled, iters, tol)
             plan = _log_plan(scaled, f, g).exp()
-        cost = (plan * Cc).sum(dim=(-2, -1))
+        out_dtype = _compute_dtype(C)
+        cost, plan = (plan * Cc).sum(dim=(-2, -1)).to(out_dtype), plan.to(out_dtype)
     if return_plan:
         return cost, plan
     return cost
@@ -482,7 +496,9 @@ def entropic_gromov_wasserstein(
         _check_cost_matrix(M, name)
         if M.shape[-1] != M.shape[-2]:
             raise ValueError(f"{name} must be square (..., k, k), got shape {tuple(M.shape)}")
-    dtype = _compute_dtype(D, C)
+    # the linearised cost E = D^2/m + C^2/n - 2 D P C^T is bounded by max D^2 + max C^2
+    dtype = _compute_dtype(D, C, scaled_max=(float(D.detach().abs().max()) ** 2
+                                             + float(C.detach().abs().max()) ** 2) / eps)
     with torch.autocast(device_type=D.device.type, enabled=False):
         Dc, Cc = D.to(dtype), C.to(dtype)
         m, n = Dc.shape[-1], Cc.shape[-1]
@@ -508,4 +524,5 @@ def entropic_gromov_wasserstein(
         else:
             plan = solve(Dc, Cc)
         loss = _gw_value(Dc, Cc, plan)
-    return {"loss": loss, "plan": plan}
+    out_dtype = _compute_dtype(D, C)
+    return {"loss": loss.to(out_dtype), "plan": plan.to(out_dtype)}
