@@ -47,11 +47,12 @@ def seeded_tokens():
     return tokens, mask
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("chunk_size", [1, 3, 4, 11, 64])
-def test_lexical_head_matches_hand_computation(seeded_tokens, chunk_size):
+def test_lexical_head_matches_hand_computation(seeded_tokens, chunk_size, fused):
     tokens, mask = seeded_tokens
     lm_head = make_lm_head()
-    p = LexicalHead(lm_head, chunk_size=chunk_size)(tokens, mask)
+    p = LexicalHead(lm_head, chunk_size=chunk_size, fused=fused)(tokens, mask)
     assert p.shape == (3, V)
     assert (p >= 0).all()
     np.testing.assert_allclose(p.detach().numpy(), reference_lexical(lm_head, tokens, mask), atol=1e-5)
@@ -78,14 +79,15 @@ def test_lexical_head_motion_shaped_input():
     np.testing.assert_allclose(p.detach().numpy(), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("use_checkpoint", [True, False])
-def test_lexical_head_gradients_match_unchunked(seeded_tokens, use_checkpoint):
+@pytest.mark.parametrize("use_checkpoint, fused", [(True, False), (False, False), (False, True)])
+def test_lexical_head_gradients_match_unchunked(seeded_tokens, use_checkpoint, fused):
     tokens, mask = seeded_tokens
     lm_head = make_lm_head()
     weights = torch.randn(V)
 
     x1 = tokens.clone().requires_grad_(True)
-    (LexicalHead(lm_head, chunk_size=3, use_checkpoint=use_checkpoint)(x1, mask) @ weights).sum().backward()
+    head = LexicalHead(lm_head, chunk_size=3, use_checkpoint=use_checkpoint, fused=fused)
+    (head(x1, mask) @ weights).sum().backward()
     g_param = [p.grad.clone() for p in lm_head.parameters()]
     lm_head.zero_grad()
 

@@ -9,15 +9,94 @@ characterization", Sec. 3.1, Eq. 1-2 (after SPLADE, Formal et al. 2021):
 ``t -> log(1 + ReLU(t))`` is non-decreasing, so ``max_n log1p(relu(x_n)) == log1p(relu(max_n x_n))``: the
 head takes the max of the raw logits over the valid tokens first and applies the saturation once, to a
 (B, |V|) tensor instead of a (B, N, |V|) one.
+
+When the LM head ends in a linear vocabulary projection (BERT's ``BertOnlyMLMHead``, a bare ``nn.Linear`` or an
+``nn.Sequential`` ending in one), the projection and the max are fused (:class:`MaxPooledLinear`): the forward pass
+keeps only the running max and its argmax token per (row, word), and the backward pass sends each word's gradient to
+that token alone. The gradient of ``max_n`` is zero at every other token, so this is the exact gradient of Eq. 1-2
+(ties go to one token instead of being split), at the cost of one pass of (B, N, |V|) logits instead of three
+(forward, recomputation, backward).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["LexicalHead", "lexical_pool"]
+__all__ = ["LexicalHead", "MaxPooledLinear", "lexical_pool", "split_lm_head"]
+
+
+def split_lm_head(lm_head: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
+    """(transform, vocabulary projection) of an LM head whose last step is a linear layer, else None."""
+    if isinstance(lm_head, nn.Linear):
+        return nn.Identity(), lm_head
+    if isinstance(lm_head, nn.Sequential) and len(lm_head) and isinstance(lm_head[-1], nn.Linear):
+        return lm_head[:-1], lm_head[-1]
+    pred = getattr(lm_head, "predictions", None)  # BERT family: BertOnlyMLMHead
+    if pred is not None and isinstance(getattr(pred, "decoder", None), nn.Linear) and hasattr(pred, "transform"):
+        return pred.transform, pred.decoder
+    return None
+
+
+#: above |V| / this many active words in a row, the backward pass uses dense (N, |V|) products instead of gathers
+_DENSE_BACKWARD = 16
+
+
+class MaxPooledLinear(torch.autograd.Function):
+    """``max_n (x_n W^T + b)`` over the valid tokens n of each row, in token chunks: (B, N, H) -> (B, V).
+
+    Forward: only the running max (B, V) and its argmax token are kept. Backward: d/dx_n and d/dW, d/db receive the
+    gradient of word v from row i only through the argmax token of (i, v), computed for the words with a non-zero
+    gradient (after ReLU, the active words). Rows without a valid token give -inf and no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, mask: Tensor, chunk_size: int) -> Tensor:
+        b, n, _ = x.shape
+        best = arg = None
+        for start in range(0, n, chunk_size):
+            sl = slice(start, start + chunk_size)
+            logits = F.linear(x[:, sl], weight, bias).masked_fill(~mask[:, sl, None], float("-inf"))  # b c v
+            value, index = logits.max(dim=1)
+            if best is None:
+                best, arg = value, index
+            else:
+                better = value > best
+                best, arg = torch.where(better, value, best), torch.where(better, index + start, arg)
+        ctx.save_for_backward(x, weight, arg, torch.isfinite(best))
+        ctx.has_bias = bias is not None
+        return best
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight, arg, finite = ctx.saved_tensors
+        grad = torch.where(finite, grad.float(), 0.0)
+        gx = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        gw = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        gb = torch.zeros(weight.shape[0], dtype=torch.float32, device=weight.device)
+        w32 = weight.float()
+        for i in range(x.shape[0]):
+            words = grad[i].nonzero().squeeze(1)
+            if not len(words):
+                continue
+            g, tok = grad[i, words], arg[i, words]
+            if len(words) * _DENSE_BACKWARD > weight.shape[0]:  # many active words: (N, V) matrix products
+                onehot = torch.zeros(x.shape[1], weight.shape[0], dtype=torch.float32, device=x.device)
+                onehot[tok, words] = g
+                if ctx.needs_input_grad[0]:
+                    gx[i] = onehot @ w32
+                if ctx.needs_input_grad[1]:
+                    gw.addmm_(onehot.T, x[i].float())
+            else:  # few active words: gather / scatter rows
+                if ctx.needs_input_grad[0]:
+                    gx[i].index_add_(0, tok, g[:, None] * w32[words])
+                if ctx.needs_input_grad[1]:
+                    gw.index_add_(0, words, g[:, None] * x[i, tok].float())
+            gb.index_add_(0, words, g)
+        gb = gb if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx.to(x.dtype), gw.to(weight.dtype), gb, None, None
 
 
 def _chunk_max(lm_head: nn.Module, tokens: Tensor, mask: Tensor) -> Tensor:
@@ -33,6 +112,7 @@ def lexical_pool(
     mask: Tensor,
     chunk_size: int = 64,
     use_checkpoint: bool = True,
+    fused: bool = True,
 ) -> Tensor:
     """Sparse lexical vector of a token sequence (Eq. 1-2), computed in token chunks.
 
@@ -50,7 +130,10 @@ def lexical_pool(
     use_checkpoint : bool
         When gradients are needed, recompute each chunk's logits in the backward pass
         (``torch.utils.checkpoint``) instead of storing them, so training memory stays
-        O(B * chunk * V + n_chunks * B * V) rather than O(B * N * V).
+        O(B * chunk * V + n_chunks * B * V) rather than O(B * N * V). Not used by the fused path.
+    fused : bool
+        Fuse the head's final vocabulary projection with the max (:class:`MaxPooledLinear`) when
+        :func:`split_lm_head` recognises the head; otherwise (or with False) chunked logits + ``amax``.
 
     Returns
     -------
@@ -67,6 +150,11 @@ def lexical_pool(
     tokens = tokens.reshape(b, -1, h)  # b n h
     mask = mask.reshape(b, -1).bool()  # b n
     n = tokens.shape[1]
+    parts = split_lm_head(lm_head) if fused else None
+    if parts is not None:
+        transform, proj = parts
+        best = MaxPooledLinear.apply(transform(tokens), proj.weight, proj.bias, mask, chunk_size)
+        return torch.log1p(torch.relu(best))  # Eq. 2
     grad = torch.is_grad_enabled() and (
         tokens.requires_grad or any(p.requires_grad for p in lm_head.parameters())
     )
@@ -98,16 +186,20 @@ class LexicalHead(nn.Module):
         which at |V| = 30522 would need tens of GB if all logits were materialised.
     use_checkpoint : bool
         Recompute chunk logits in backward instead of storing them (see :func:`lexical_pool`).
+    fused : bool
+        Fused projection + max when the head allows it (see :func:`lexical_pool`).
     """
 
-    def __init__(self, lm_head: nn.Module, chunk_size: int = 64, use_checkpoint: bool = True) -> None:
+    def __init__(self, lm_head: nn.Module, chunk_size: int = 64, use_checkpoint: bool = True,
+                 fused: bool = True) -> None:
         super().__init__()
         if not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self.lm_head = lm_head
         self.chunk_size = chunk_size
         self.use_checkpoint = use_checkpoint
+        self.fused = fused
 
     def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """(B, N, H) or (B, T, J, H) tokens + bool mask -> p (B, |V|) >= 0."""
-        return lexical_pool(self.lm_head, tokens, mask, self.chunk_size, self.use_checkpoint)
+        return lexical_pool(self.lm_head, tokens, mask, self.chunk_size, self.use_checkpoint, self.fused)
