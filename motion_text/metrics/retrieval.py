@@ -57,6 +57,13 @@ def _ranks(s: torch.Tensor, gt: torch.Tensor, gt_col: torch.Tensor, ties: str) -
     return (less + count(equal & (cols < c_))).double()
 
 
+def _nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of the True entries of a 2-D bool tensor, row-major (numpy's is faster on the CPU)."""
+    if mask.device.type == "cpu":
+        return tuple(torch.from_numpy(i) for i in np.nonzero(mask.numpy()))
+    return torch.nonzero(mask, as_tuple=True)
+
+
 def _masked_row_max(s: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Max of each row of ``s`` over its True columns and the first column reaching it (-inf where none).
 
@@ -64,9 +71,9 @@ def _masked_row_max(s: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     masked copy of the whole matrix.
     """
     n, m = s.shape
-    if int(mask.sum()) > 0.05 * n * m:
+    rows, cols = _nonzero(mask)
+    if len(rows) > 0.05 * n * m:
         return s.masked_fill(~mask, -math.inf).max(dim=1)
-    rows, cols = torch.nonzero(mask, as_tuple=True)
     vals = s[rows, cols]
     gt = torch.full((n,), -math.inf, dtype=s.dtype, device=s.device).scatter_reduce(0, rows, vals, "amax")
     best = vals == gt[rows]
@@ -143,7 +150,7 @@ def _cosine_above(e: torch.Tensor, cut: float) -> torch.Tensor:
     """
     c = e.float() @ e.float().T
     gt = c > cut
-    i, j = torch.nonzero((c - cut).abs() <= 2 * (e.shape[1] + 2) * torch.finfo(torch.float32).eps, as_tuple=True)
+    i, j = _nonzero((c - cut).abs() <= 2 * (e.shape[1] + 2) * torch.finfo(torch.float32).eps)
     gt[i, j] = (e[i] * e[j]).sum(-1) > cut
     return gt
 
@@ -151,7 +158,7 @@ def _cosine_above(e: torch.Tensor, cut: float) -> torch.Tensor:
 def protocol_subset(sims: torch.Tensor, subset: torch.Tensor, ties: str = "average") -> dict[str, dict]:
     """(c) restricted to the items of ``subset`` (bool (N,)), e.g. TMR's dissimilar ``nsim_test`` ids."""
     idx = torch.nonzero(subset.bool(), as_tuple=True)[0]
-    return _both(sims[idx][:, idx], None, ties)
+    return _both(sims[idx[:, None], idx[None, :]], None, ties)
 
 
 def protocol_small_batches(sims: torch.Tensor, batch_size: int = 32, seed: int = 0,
