@@ -24,6 +24,11 @@ Curricula are functions of the current epoch (a resumed run reproduces them). Ea
 ``init_from`` (weights only). Motion input: joint positions converted to metres (KIT-ML is in mm) and made relative to
 the root's ground position at the first frame (the trajectory is kept); no temporal token pooling by default
 (``max_tokens_t`` pools to at most that many frames per clip; the lexical head runs in token chunks either way).
+
+Optimiser groups follow Sec. 4.1 (text encoder 1e-5, motion encoder 1e-4, lexical head and decoder 1e-3); the LM
+head's transform is part of the lexical head (only its tied decoder weight, W^(te), stays with the text encoder).
+:func:`run_chain` runs the four phases (``make lexical-demo``) and reports lexical retrieval on the test split and,
+through :func:`term_report`, how often a caption word is among the top terms of p_m (Sec. 4.4).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_los
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
-__all__ = ["LexicalPretraining", "run_chain"]
+__all__ = ["LexicalPretraining", "run_chain", "term_report", "top_term_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +166,11 @@ class LexicalPretraining(RetrievalMethod):
         return self.motion_lexical(j, m).float()
 
     def _decoder_loss(self, p: torch.Tensor, ids: torch.Tensor, am: torch.Tensor, salt: int) -> torch.Tensor:
+        """Bottleneck decoder cross-entropy (Eq. 5 second term, Eq. 7 first term); logits at masked positions only."""
         masked, labels = self._mask(ids, am, self.dec_mask_ratio(), salt)
-        logits = self.decoder(p, masked, am, self.text.word_embeddings)
-        return masked_lm_loss(logits, labels)
+        sel = labels != -100
+        logits = self.decoder(p, masked, am, self.text.word_embeddings, select=sel)  # (K, |V|)
+        return masked_lm_loss(logits[None], labels[sel][None])
 
     # ---- phases --------------------------------------------------------------------------------------------------
     def phase_losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -174,7 +181,8 @@ class LexicalPretraining(RetrievalMethod):
         if self.phase == 1:
             masked, labels = self._mask(ids, am, hp.text_mask_ratio, 1)
             p_t, hidden = self.text_lexical(masked, am)
-            parts["mlm"] = masked_lm_loss(self.text.mlm_logits(hidden), labels)
+            sel = labels != -100  # MLM logits at the masked positions only (Eq. 5 first term)
+            parts["mlm"] = masked_lm_loss(self.text.mlm_logits(hidden[sel])[None], labels[sel][None])
             parts["dec"] = self._decoder_loss(p_t, ids, am, 2)
             parts["flops_t"] = flops(p_t)
             parts["l0_t"] = l0(p_t).detach()
@@ -261,10 +269,17 @@ class LexicalPretraining(RetrievalMethod):
 
     # ---- optimiser -----------------------------------------------------------------------------------------------
     def configure_optimizers(self):
+        """Adam with the paper's groups (Sec. 4.1): text encoder ``lr_text`` (1e-5), motion encoder ``lr_motion``
+        (1e-4), lexical head and bottleneck decoder ``lr_head`` (1e-3); ``lr_all`` (phase 4: 1e-5) overrides all three.
+        The LM head (Eq. 1) belongs to the lexical head except for its decoder weight, which is tied to the text
+        encoder's word embeddings W^(te) and stays with the text encoder."""
         hp = self.hparams
+        tied = {id(self.text.word_embeddings)}
+        head = {id(p) for p in self.text.lm_head.parameters()} - tied
+        text = [p for p in self.text.parameters() if id(p) not in head]
         seen: set[int] = set()
         groups = []
-        for params, lr in ((self.text.parameters(), hp.lr_text), (self.motion_encoder.parameters(), hp.lr_motion),
+        for params, lr in ((text, hp.lr_text), (self.motion_encoder.parameters(), hp.lr_motion),
                            (self.parameters(), hp.lr_head)):
             ps = [p for p in params if p.requires_grad and id(p) not in seen]
             seen |= {id(p) for p in ps}
@@ -273,14 +288,78 @@ class LexicalPretraining(RetrievalMethod):
         return torch.optim.Adam(groups)
 
 
-def run_chain(synthetic: bool = True) -> None:
-    """Run the four phases in sequence through the CLI (``make lexical-demo``) and print lexical retrieval."""
+def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int], k: int = 10) -> dict[str, float]:
+    """How often given vocabulary terms are among the top-k terms of lexical vectors (Sec. 4.4, "interpretable").
+
+    A row hits when one of ``term_ids`` is among its ``k`` largest entries with a positive weight. Returns the hit rate
+    over the rows with ``has_word`` (e.g. motions whose captions contain "kick"), over the other rows, and over all
+    rows (the base rate), in percent, with the row counts.
+    """
+    if p.dim() != 2 or has_word.shape != p.shape[:1]:
+        raise ValueError(f"p must be (N, V) and has_word (N,), got {tuple(p.shape)} and {tuple(has_word.shape)}")
+    if not 0 < k <= p.shape[1]:
+        raise ValueError(f"k must be in [1, {p.shape[1]}], got {k}")
+    values, top = p.topk(k, dim=1)
+    terms = torch.tensor(sorted(set(term_ids)), dtype=top.dtype, device=top.device)
+    hit = (torch.isin(top, terms) & (values > 0)).any(dim=1).float()
+    has_word = has_word.bool()
+
+    def rate(rows: torch.Tensor) -> float:
+        return 100.0 * float(rows.mean()) if len(rows) else float("nan")
+
+    return {"rate": rate(hit[has_word]), "rate_without": rate(hit[~has_word]), "base_rate": rate(hit),
+            "n_with": int(has_word.sum()), "n": len(hit)}
+
+
+@torch.no_grad()
+def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
+    """:func:`top_term_rates` of the motion lexical vectors p_m over a data split for one caption word.
+
+    A motion "has" the word when one of its captions contains a word starting with it ("kicks" for "kick"); the terms
+    are the first word pieces of ``word`` and of those caption words (``kick``, ``kicks``).
+    """
+    import re
+
+    pattern = re.compile(rf"\b{re.escape(word)}\w*", re.IGNORECASE)
+    model.eval()
+    ps, has, forms = [], [], {word}
+    for batch in loader:
+        batch = {key: v.to(model.device) if torch.is_tensor(v) else v for key, v in batch.items()}
+        ps.append(model.encode_batch_motion(batch).cpu())
+        found = [pattern.findall(" ".join(caps)) for caps in batch["all_texts"]]
+        has += [bool(f) for f in found]
+        forms.update(w.lower() for f in found for w in f)
+    tok = model.text.tokenizer
+    term_ids = [tok.convert_tokens_to_ids(tok.tokenize(w)[0]) for w in sorted(forms)]
+    out = top_term_rates(torch.cat(ps), torch.tensor(has), term_ids, k)
+    out["terms"] = " ".join(sorted(tok.convert_ids_to_tokens(term_ids)))
+    return out
+
+
+def run_chain(synthetic: bool = True, word: str = "kick") -> dict:
+    """Run the four phases in sequence through the CLI (``make lexical-demo``), then test phase 4.
+
+    Prints the lexical retrieval table of the test split (p_t . p_m, TMR's protocols) and how often ``word``'s terms
+    are among the top-10 terms of p_m for test motions whose captions contain it, against the base rate over all test
+    motions (:func:`term_report`). Returns the test metrics and that report.
+    """
+    import time
     from pathlib import Path
 
-    from motion_text.cli import main
+    from motion_text.cli import _make_cli_class, _resolve_config_args, main
 
+    t0 = time.time()
     suffix = "_synthetic" if synthetic else ""
     for k in (1, 2, 3, 4):
         main(["fit", "--config", f"lexical_phase{k}{suffix}.yaml"])
-    ckpt = Path("runs") / f"lexical{suffix}" / "phase4" / "last.ckpt"
-    main(["test", "--config", f"lexical_phase4{suffix}.yaml", "--ckpt_path", str(ckpt)])
+    cli_cls, method_cls, dm_cls = _make_cli_class()
+    cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
+                  args=_resolve_config_args(["--config", f"lexical_phase4{suffix}.yaml"]))
+    ckpt = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    cli.trainer.test(cli.model, cli.datamodule, ckpt_path=str(ckpt))
+    terms = term_report(cli.model, cli.datamodule.test_dataloader(), word)
+    print(f"top-10 terms of p_m on the test split: {word!r} ({terms['terms']}) in {terms['rate']:.1f} % of the "
+          f"{terms['n_with']} motions whose captions contain it, {terms['rate_without']:.1f} % of the others, "
+          f"{terms['base_rate']:.1f} % of all {terms['n']} (base rate)")
+    print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
+    return {"test": dict(cli.model.test_results), "terms": terms}

@@ -90,3 +90,58 @@ def test_missing_previous_phase_names_the_phase(h3d_root, tmp_path, tmp_path_fac
     cfg = write_config(tmp_path / "c.yaml", _model(bert, 4, init_from=init), h3d_root, data={"joints": True})
     with pytest.raises(Exception, match=r"lexical_phase3\.yaml"):
         build_cli(["--config", str(cfg)])
+
+
+def test_term_report_on_a_split(chain):
+    from motion_text.methods.lexical import term_report
+
+    dm = chain[4].datamodule
+    r = term_report(chain[4].model, dm.val_dataloader(), word="walk", k=5)
+    n = len(dm.datasets["val"])
+    assert r["n"] == n and 0 <= r["n_with"] <= n and 0 <= r["base_rate"] <= 100
+    assert "walk" in r["terms"].split()
+
+
+def test_top_term_rates_hand_example():
+    from motion_text.methods.lexical import top_term_rates
+
+    p = torch.tensor([[0.0, 3, 1, 0, 2], [5, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 2, 3, 4, 5]])
+    has = torch.tensor([True, True, False, False])
+    # top-2 terms: row 0 {1, 4} hit; row 1 {0, 3} miss; row 2 all zero: miss; row 3 {4, 3} miss
+    r = top_term_rates(p, has, [1], k=2)
+    assert (r["rate"], r["rate_without"], r["base_rate"], r["n_with"], r["n"]) == (50.0, 0.0, 25.0, 2, 4)
+    assert top_term_rates(p, has, [0, 4], k=1)["base_rate"] == 50.0  # top-1: rows 1 (term 0) and 3 (term 4) hit
+    with pytest.raises(ValueError, match="k must be"):
+        top_term_rates(p, has, [1], k=6)
+
+
+def test_lexcmlp_learns_lexical_retrieval(h3d_root, tmp_path, tmp_path_factory):
+    """LexCMLP (Eq. 8) alone, from a random tiny BERT, 6 epochs on the tiny synthetic set: lexical retrieval by
+    p_t . p_m on the training split is far above chance (MedR (N + 1) / 2, R@10 10 / N)."""
+    from motion_text.metrics.retrieval import protocol_all
+
+    bert = tiny_bert_dir(tmp_path_factory)
+    model = _model(bert, 4, motion_dim=32, max_tokens_t=2, lr_all=None, lr_text=1e-3, lr_motion=1e-3, lr_head=1e-3)
+    cfg = write_config(tmp_path / "c.yaml", model, h3d_root, data={"joints": True, "batch_size": 16, "max_len": 40},
+                       trainer={"max_epochs": 6, "limit_val_batches": 0, "enable_checkpointing": False})
+    cli = build_cli(["--config", str(cfg)])
+    cli.trainer.fit(cli.model, cli.datamodule)
+    lex = cli.model.eval()
+    pairs = [(lex.encode_text(b["text"]), lex.encode_batch_motion(b)) for b in cli.datamodule.train_dataloader()]
+    p_t, p_m = (torch.cat(x) for x in zip(*pairs))
+    res, n = protocol_all((p_t @ p_m.T).double()), len(p_t)
+    for d in ("t2m", "m2t"):
+        assert res[d]["MedR"] <= n / 4, (d, n, res[d])
+        assert res[d]["R10"] >= 2.5 * 100 * 10 / n, (d, n, res[d])
+
+
+def test_exact_resume_lexmlm_curriculum(h3d_root, tmp_path, tmp_path_factory):
+    """LexMLM, decoder mask curriculum 50 % -> 100 % over 2 epochs: fit 2 epochs == fit 1 + resume 1 (parameters
+    torch.equal); the resumed epoch's mask ratio (100 %) comes from the restored epoch counter."""
+    from tests.scale.test_scale import assert_same_parameters, fit_and_resume
+
+    model = _model(tiny_bert_dir(tmp_path_factory), 1, curriculum_epochs=2)
+    full, resumed = fit_and_resume(model, h3d_root, tmp_path, data={"joints": True, "batch_size": 8, "max_len": 24})
+    assert_same_parameters(full, resumed)
+    assert resumed.model.current_epoch == 2 and resumed.model.dec_mask_ratio() == 1.0
+    assert float(resumed.trainer.logged_metrics["train/dec_mask_ratio"]) == 1.0

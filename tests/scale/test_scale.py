@@ -61,25 +61,35 @@ def test_ddp_test_metrics_equal_single_process(ddp_vs_single):
         assert ddp[k] == pytest.approx(single[k], abs=1e-9), k
 
 
+def fit_epochs(model: dict, data_root, root: Path, max_epochs: int, ckpt=None, data: dict | None = None):
+    """Fit ``model`` (class_path + init_args) for ``max_epochs`` of 3 steps in ``root``, resuming from ``ckpt`` if given."""
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = write_config(root / "c.yaml", model, data_root, data=data,
+                       trainer={"max_epochs": max_epochs, "limit_train_batches": 3, "limit_val_batches": 1,
+                                "deterministic": True})
+    cli = build_cli(["--config", str(cfg)])
+    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt)
+    return cli
+
+
+def fit_and_resume(model: dict, data_root, tmp_path: Path, data: dict | None = None):
+    """(fit 2 epochs, fit 1 epoch + resume from its checkpoint for 1 more): the two CLIs after training."""
+    full = fit_epochs(model, data_root, tmp_path / "full", 2, data=data)
+    first = fit_epochs(model, data_root, tmp_path / "part", 1, data=data)
+    ckpt = first.trainer.checkpoint_callback.last_model_path or first.trainer.checkpoint_callback.best_model_path
+    return full, fit_epochs(model, data_root, tmp_path / "resumed", 2, ckpt=ckpt, data=data)
+
+
+def assert_same_parameters(a, b) -> None:
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
 def test_exact_resume_tmr(h3d_root, tmp_path):
     """fit 2 epochs == fit 1 epoch + resume for 1 epoch (parameters torch.equal), dropout on."""
-    def fit(max_epochs, root, ckpt=None):
-        root.mkdir(parents=True, exist_ok=True)
-        cfg = write_config(root / "c.yaml", _tmr(dropout=0.1), h3d_root,
-                           trainer={"max_epochs": max_epochs, "limit_train_batches": 3, "limit_val_batches": 1,
-                                    "deterministic": True})
-        cli = build_cli(["--config", str(cfg)])
-        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt)
-        return cli
-
-    full = fit(2, tmp_path / "full")
-    first = fit(1, tmp_path / "part")
-    ckpt = first.trainer.checkpoint_callback.last_model_path or first.trainer.checkpoint_callback.best_model_path
-    resumed = fit(2, tmp_path / "resumed", ckpt=ckpt)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_same_parameters(*fit_and_resume(_tmr(dropout=0.1), h3d_root, tmp_path))
 
 
 def test_16_mixed_falls_back_on_cpu(h3d_root, tmp_path):

@@ -138,7 +138,8 @@ class BottleneckDecoder(nn.Module):
         return weights.to(w_te.dtype) @ w_te
 
     def forward(
-        self, p: Tensor, masked_ids: Tensor, attention_mask: Tensor, word_embeddings: Tensor
+        self, p: Tensor, masked_ids: Tensor, attention_mask: Tensor, word_embeddings: Tensor,
+        select: Tensor | None = None,
     ) -> Tensor:
         """Predict the caption tokens from the bottleneck and the masked caption.
 
@@ -153,11 +154,14 @@ class BottleneckDecoder(nn.Module):
         word_embeddings : Tensor
             (|V|, d) the language model's word-embedding matrix W^(te); used under stop-gradient, both for
             E_cbow and for the caption's input embeddings.
+        select : Tensor, optional
+            (B, L) bool: score only these positions (e.g. the masked ones, the only ones the loss reads).
 
         Returns
         -------
         Tensor
-            (B, L, |V|) logits for the caption positions (the bottleneck slot is dropped).
+            (B, L, |V|) logits for the caption positions (the bottleneck slot is dropped), or (K, |V|) for the K
+            selected positions.
         """
         if masked_ids.dim() != 2 or masked_ids.shape != attention_mask.shape:
             raise ValueError(
@@ -178,7 +182,7 @@ class BottleneckDecoder(nn.Module):
         )
         x = self.layers(x, src_key_padding_mask=~valid)
         x = self.norm_out(x[:, 1:])  # b l d
-        return self.lm_head(x)
+        return self.lm_head(x if select is None else x[select])
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy on the masked positions (second term of Eq. 5, first term of Eq. 7)."""
