@@ -52,7 +52,7 @@ def cases(quick: bool) -> list[Case]:
         Case(f"MoT++ encoder, B={b}, T={t}", lambda: MoTPPEncoder("humanml3d"), guo, b),
         Case(f"DropTriple cls transformer, B={b}, T={t}", lambda: ClsTransformerEncoder(263), guo, b),
     ]
-    tl = 16 if quick else 32  # activations of B x T x 22 joint tokens grow fast (~3 GB at T = 32)
+    tl = 16 if quick else 32  # activations: B x T x 22 joint tokens per layer
     out.append(Case(f"lexical spatio-temporal encoder, B={b}, T={tl}, J=22",
                     lambda: SpatioTemporalEncoder(22, 3, dim=256, out_dim=384, depth=4, num_heads=8, max_tokens_t=16),
                     lambda g: (torch.randn(b, tl, 22, 3, generator=g), _mask(b, tl, g)), b))
