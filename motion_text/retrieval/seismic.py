@@ -37,6 +37,7 @@ from motion_text.retrieval.sparse import (
     SearchResult,
     _check_k,
     _finish,
+    stack_batches,
     to_csr,
     topk_sparsify_csr,
 )
@@ -139,16 +140,8 @@ class SeismicSparseIndex:
                      **build_params: Any) -> SeismicSparseIndex:
         """Index an iterable of ``(vectors (B, V), keys (B,))`` batches."""
         kk = _check_k(top_k)
-        parts, keys = [], []
-        for vectors, batch_keys in batches:
-            m = to_csr(vectors, what="document vectors")
-            if len(batch_keys) != m.shape[0]:
-                raise ValueError(f"a batch has {m.shape[0]} vectors but {len(batch_keys)} keys")
-            parts.append(topk_sparsify_csr(m, kk) if kk is not None else m)
-            keys.extend(str(k) for k in batch_keys)
-        if not parts:
-            raise ValueError("from_batches got no batch")
-        return cls._build(sp.vstack(parts, format="csr"), keys, kk, vocab, 100_000, num_threads, build_params)
+        docs, keys = stack_batches(batches, kk)
+        return cls._build(docs, keys, kk, vocab, 100_000, num_threads, build_params)
 
     @classmethod
     def _build(cls, docs: sp.csr_matrix, keys, top_k, vocab, chunk, num_threads, build_params

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 import torch
 
 __all__ = ["topk_sparsify", "topk_sparsify_csr", "to_csr", "vocabulary", "SearchResult", "SparseIndex",
-           "load_index", "INDEX_FORMAT_VERSION"]
+           "load_index", "stack_batches", "INDEX_FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,21 @@ def vocabulary(tokenizer_or_vocab: Any, size: int | None = None) -> list[str]:
 
 
 # ---- search results --------------------------------------------------------------------------------------------------
+def stack_batches(batches: Iterable[tuple[Any, Sequence[str]]], k: int | None) -> tuple[sp.csr_matrix, list[str]]:
+    """(N, V) CSR documents and their N keys from ``(vectors (B, V), keys (B,))`` batches, each batch cut to its top
+    ``k`` terms per row (``None``: no cut) and made sparse as it arrives, so the dense (N, V) matrix never exists."""
+    parts, keys = [], []
+    for vectors, batch_keys in batches:
+        m = to_csr(vectors, what="document vectors")
+        if len(batch_keys) != m.shape[0]:
+            raise ValueError(f"a batch has {m.shape[0]} vectors but {len(batch_keys)} keys")
+        parts.append(topk_sparsify_csr(m, k) if k is not None else m)
+        keys.extend(str(key) for key in batch_keys)
+    if not parts:
+        raise ValueError("from_batches got no batch")
+    return sp.vstack(parts, format="csr"), keys
+
+
 class SearchResult(NamedTuple):
     """Top-k results of a batch of queries.
 
@@ -260,16 +275,8 @@ class SparseIndex:
         """Index an iterable of ``(vectors (B, V), keys (B,))`` batches; each batch is cut and made sparse as it
         arrives, so the dense (N, V) matrix never exists."""
         kk = _check_k(top_k)
-        parts, keys = [], []
-        for vectors, batch_keys in batches:
-            m = to_csr(vectors, what="document vectors")
-            if len(batch_keys) != m.shape[0]:
-                raise ValueError(f"a batch has {m.shape[0]} vectors but {len(batch_keys)} keys")
-            parts.append(topk_sparsify_csr(m, kk) if kk is not None else m)
-            keys.extend(str(k) for k in batch_keys)
-        if not parts:
-            raise ValueError("from_batches got no batch")
-        return cls(sp.vstack(parts, format="csr").T.tocsr(), keys=keys, vocab=vocab, top_k=kk)
+        docs, keys = stack_batches(batches, kk)
+        return cls(docs.T.tocsr(), keys=keys, vocab=vocab, top_k=kk)
 
     # -- properties --
     def __len__(self) -> int:

@@ -153,3 +153,18 @@ def test_coverage_groups_rank_documents_matching_all_groups_first():
     q = np.array([[1.0, 1.0, 0]])
     np.testing.assert_array_equal(index.search(q, 3).ids[0], [0, 2, 1])
     np.testing.assert_array_equal(index.search(q, 3, groups=[[0], [1]]).ids[0], [1, 0, 2])
+
+
+def test_from_batches_equals_from_vectors():
+    rng = np.random.default_rng(3)
+    docs = np.where(rng.random((9, 40)) < 0.2, rng.random((9, 40)), 0.0).astype(np.float32)
+    keys = [f"d{i}" for i in range(9)]
+    whole = SparseIndex.from_vectors(docs, keys=keys, top_k=4)
+    batched = SparseIndex.from_batches([(docs[:4], keys[:4]), (docs[4:], keys[4:])], top_k=4)
+    q = rng.random((3, 40)).astype(np.float32)
+    a, b = whole.search(q, 5), batched.search(q, 5)
+    assert list(batched.keys) == list(whole.keys) == keys
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    with pytest.raises(ValueError, match="3 vectors but 2 keys"):
+        SparseIndex.from_batches([(docs[:3], keys[:2])])
