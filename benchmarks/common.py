@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Row", "device", "devices", "sync", "timed", "interleaved", "matmul_rate", "machine", "write_report",
+__all__ = ["Row", "device", "devices", "per_device", "sync", "timed", "interleaved", "matmul_rate", "machine", "write_report",
            "results_table", "RESULTS_DIR"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -50,6 +50,13 @@ def device() -> torch.device:
 def devices() -> list[torch.device]:
     """``cpu``, plus ``cuda`` when available (the benchmarks with a GPU column run on both)."""
     return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+def per_device(measure, quick: bool) -> dict:
+    """``measure(device, quick)`` on every device of :func:`devices`: ``{"rows": [...], "cpu": {...}, "cuda": {...}}``
+    (each result's ``row`` moved into ``rows``)."""
+    out = {dev.type: measure(dev, quick) for dev in devices()}
+    return {"rows": [m.pop("row") for m in out.values()], **out}
 
 
 def sync(dev: torch.device | str | None = None) -> None:

@@ -15,7 +15,7 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.common import Row, devices, interleaved
+from benchmarks.common import Row, interleaved, per_device
 from motion_text.metrics.retrieval import RetrievalMetric
 
 N = 4384
@@ -104,8 +104,7 @@ def measure(dev: torch.device, quick: bool = False, n: int | None = None, repeat
 
 def run(quick: bool = False) -> dict:
     """On the CPU and, when available, on CUDA (a GPU row; the numpy reference stays on the CPU)."""
-    out = {dev.type: measure(dev, quick) for dev in devices()}
-    return {"rows": [m.pop("row") for m in out.values()], **out}
+    return per_device(measure, quick)
 
 
 if __name__ == "__main__":

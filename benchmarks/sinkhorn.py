@@ -14,7 +14,7 @@ import json
 
 import torch
 
-from benchmarks.common import Row, devices, interleaved
+from benchmarks.common import Row, interleaved, per_device
 from motion_text.losses.ot import pairwise_cost, sinkhorn_divergence
 
 ITERS = 100
@@ -50,8 +50,7 @@ def measure(dev: torch.device, quick: bool = False, batch: int | None = None, re
 
 def run(quick: bool = False) -> dict:
     """On the CPU and, when available, on CUDA (a GPU row)."""
-    out = {dev.type: measure(dev, quick) for dev in devices()}
-    return {"rows": [m.pop("row") for m in out.values()], **out}
+    return per_device(measure, quick)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,9 @@ def test_failing_benchmark_becomes_a_failed_row(monkeypatch):
     monkeypatch.setattr(sinkhorn, "run", lambda quick: 1 / 0)
     out = run.run_one("sinkhorn", quick=True)
     assert out["rows"][0]["met"] is False and "ZeroDivisionError" in out["rows"][0]["measured"]
+
+
+def test_per_device_collects_rows():
+    out = common.per_device(lambda dev, quick: sinkhorn.measure(dev, batch=4, repeats=1), quick=True)
+    assert [r["device"] for r in out["rows"]] == [d.type for d in common.devices()]
+    assert "row" not in out["cpu"] and out["cpu"]["batch"] == 4
