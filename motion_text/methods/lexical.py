@@ -67,8 +67,6 @@ class LexicalPretraining(RetrievalMethod):
         0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
     temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
-    motion_vocab_offset: phase 3 only, 0 (off) by default: see :meth:`_offset_motion_output` (short schedules need it
-        for p_m to reach the caption words).
     """
 
     retrieval_normalize = False  # lexical retrieval scores are raw dot products
@@ -81,8 +79,7 @@ class LexicalPretraining(RetrievalMethod):
                  dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
                  lambda_rec: float = 1.0, lambda_vel: float = 1.0, lambda_nce: float | None = None,
                  lambda_aux: float = 1e-2, temperature: float | None = None, lr_text: float = 1e-5,
-                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None,
-                 motion_vocab_offset: float = 0.0, **kwargs) -> None:
+                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None, **kwargs) -> None:
         if phase not in (1, 2, 3, 4):
             raise ValueError(f"phase must be 1, 2, 3 or 4, got {phase}")
         kwargs.setdefault("sentence_model", None)
@@ -117,23 +114,6 @@ class LexicalPretraining(RetrievalMethod):
         if phase == 3:  # the text lexical space (LM head shared with the decoder, word embeddings) stays fixed
             self.text.requires_grad_(False)
         self.apply_init_from()
-        if motion_vocab_offset and phase in (3, 4):
-            self._offset_motion_output(motion_vocab_offset)
-
-    @torch.no_grad()
-    def _offset_motion_output(self, offset: float) -> None:
-        """Start LexMMM with most vocabulary terms active in p_m: add ``offset`` times the unit mean word embedding
-        to the motion encoder's output bias (once, when phase 3 is built; checkpoints then carry it).
-
-        Eq. 2 passes gradient only to terms whose pooled logit is positive. A motion encoder fresh from CMMM has output
-        directions unrelated to the vocabulary, so about 1 % of the terms are active and they are arbitrary words; the
-        decoder (Eq. 7) and InfoNCE (Eq. 8) cannot reach the caption words. Word embeddings share a mean direction,
-        so moving the tokens along it raises most logits together; FLOPS and the losses then keep the useful terms.
-        """
-        mean = self.text.word_embeddings.detach().float().mean(0)
-        bias = self.motion_encoder.output_proj.bias
-        bias.add_((offset * mean / mean.norm()).to(bias.dtype))
-        log.info("phase 3: motion encoder output bias offset by %.1f x the unit mean word embedding", offset)
 
     # ---- inputs --------------------------------------------------------------------------------------------------
     def joints_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
