@@ -145,3 +145,17 @@ def test_exact_resume_lexmlm_curriculum(h3d_root, tmp_path, tmp_path_factory):
     assert_same_parameters(full, resumed)
     assert resumed.model.current_epoch == 2 and resumed.model.dec_mask_ratio() == 1.0
     assert float(resumed.trainer.logged_metrics["train/dec_mask_ratio"]) == 1.0
+
+
+def test_phase_configs_overwrite_their_last_checkpoint():
+    """The next phase reads runs/.../phaseK/last.ckpt: a re-run phase must replace it, not write last-v1.ckpt."""
+    import yaml
+
+    from motion_text.cli import resolve_config
+
+    for k in (1, 2, 3, 4):
+        for suffix in ("", "_synthetic"):
+            cfg = yaml.safe_load(open(resolve_config(f"lexical_phase{k}{suffix}.yaml")))
+            ckpt = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
+            assert len(ckpt) == 1 and ckpt[0]["init_args"]["enable_version_counter"] is False, (k, suffix)
+            assert ckpt[0]["init_args"]["save_last"] is True

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from motion_text.models.encoders.text import (
     MaskedLMTextEncoder,
@@ -244,3 +247,29 @@ def test_packaged_minilm_offline(monkeypatch):
     assert logits.shape == (1, ids.shape[1], 30522) and mlm.dim == 384
     head_decoder = mlm.lm_head.predictions.decoder.weight
     assert head_decoder.data_ptr() == mlm.word_embeddings.data_ptr()  # tied
+
+
+def test_missing_mlm_head_starts_as_identity_transform(bert_dir, tmp_path, caplog):
+    """A BertModel checkpoint without MLM head (MiniLM's layout): the head is initialised, not random, and its logits
+    equal the hand computation LayerNorm(gelu(h)) W_te^T + bias."""
+    from transformers import BertForMaskedLM
+
+    bare = tmp_path / "bare"
+    BertForMaskedLM.from_pretrained(bert_dir).bert.save_pretrained(bare)  # encoder weights only
+    for f in Path(bert_dir).iterdir():
+        if "token" in f.name or f.name.startswith("vocab"):
+            shutil.copy(f, bare / f.name)
+    with caplog.at_level(logging.WARNING):
+        enc = MaskedLMTextEncoder(str(bare), missing_head_bias=-3.0).eval()
+    assert "transform.dense.weight" in caplog.text  # the missing weights are named
+    dense = enc.lm_head.predictions.transform.dense
+    torch.testing.assert_close(dense.weight, torch.eye(enc.dim))
+    ids, am = enc.tokenize(CAPTIONS)
+    with torch.no_grad():
+        h = enc.encode(ids, am)
+        logits = enc.mlm_logits(h)
+    expected = F.layer_norm(F.gelu(h), (enc.dim,), eps=1e-12) @ enc.word_embeddings.T - 3.0
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    # a checkpoint that has its head keeps it (bert_dir has one)
+    full = MaskedLMTextEncoder(str(bert_dir))
+    assert not torch.equal(full.lm_head.predictions.transform.dense.weight, torch.eye(full.dim))
