@@ -90,9 +90,9 @@ def retrieval_ranks(sims: torch.Tensor, gt_mask: torch.Tensor | None = None, tie
     """
     if ties not in ("average", "optimistic", "order"):
         raise ValueError(f"ties must be 'average', 'optimistic' or 'order', got {ties!r}")
-    s = sims.double()
-    if s.device.type != "cpu":
-        s = s.contiguous()  # row-wise passes over a transposed view would be strided (numpy follows the layout)
+    # Comparisons are exact in any floating dtype, so no up-cast (it would double the memory traffic); row-wise passes
+    # over a transposed view would be strided, so the matrix is laid out row-major first.
+    s = (sims if sims.dtype in (torch.float32, torch.float64) else sims.double()).contiguous()
     n = s.shape[-2]
     if gt_mask is None:
         if s.shape[-2] > s.shape[-1]:
