@@ -159,3 +159,18 @@ def test_phase_configs_overwrite_their_last_checkpoint():
             ckpt = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
             assert len(ckpt) == 1 and ckpt[0]["init_args"]["enable_version_counter"] is False, (k, suffix)
             assert ckpt[0]["init_args"]["save_last"] is True
+
+
+@pytest.mark.parametrize("suffix", ["", "_synthetic"])
+def test_caption_config_builds_the_phase3_model(suffix):
+    """The captioning config loads phase 3's checkpoint: same architecture and the same clip length / pooling."""
+    import yaml
+
+    from motion_text.cli import resolve_config
+
+    cap, p3 = (yaml.safe_load(open(resolve_config(f"{n}{suffix}.yaml"))) for n in ("lexical_caption", "lexical_phase3"))
+    keys = ("text_model", "text_max_length", "motion_dim", "motion_depth", "motion_heads", "max_tokens_t",
+            "decoder_layers")
+    for k in keys:
+        assert cap["model"]["init_args"].get(k) == p3["model"]["init_args"].get(k), k
+    assert cap["data"]["max_len"] == p3["data"]["max_len"]
