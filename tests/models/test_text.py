@@ -273,3 +273,21 @@ def test_missing_mlm_head_starts_as_identity_transform(bert_dir, tmp_path, caplo
     # a checkpoint that has its head keeps it (bert_dir has one)
     full = MaskedLMTextEncoder(str(bert_dir))
     assert not torch.equal(full.lm_head.predictions.transform.dense.weight, torch.eye(full.dim))
+
+
+def test_frozen_encoder_pads_to_one_length_in_eval(bert_dir):
+    """Eval batches all have max_length positions, so a caption's downstream encoding cannot depend on its batch;
+    training batches stay as long as their longest caption."""
+    from motion_text.models.encoders.actor import ACTORStyleEncoder
+
+    enc = TextEncoder(str(bert_dir), frozen=True, max_length=24)
+    train_out = enc(CAPTIONS)
+    assert train_out.tokens.shape[1] == int(train_out.mask.sum(1).max())
+    enc.eval()
+    alone, batch = enc(CAPTIONS[2:3]), enc(CAPTIONS)
+    assert alone.tokens.shape[1] == batch.tokens.shape[1] == alone.mask.shape[1] == 24
+    torch.testing.assert_close(batch.tokens[:, : train_out.tokens.shape[1]], train_out.tokens, atol=0, rtol=0)
+    torch.manual_seed(0)
+    actor = ACTORStyleEncoder(enc.dim, latent_dim=16, ff_size=32, num_layers=1, num_heads=2, dropout=0.0).eval()
+    with torch.no_grad():
+        assert torch.equal(actor(alone.tokens, alone.mask)[0], actor(batch.tokens, batch.mask)[2])

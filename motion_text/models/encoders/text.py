@@ -413,7 +413,8 @@ class TextEncoder(_TokenizerMixin, nn.Module):
         Returns
         -------
         TextOutput
-            tokens (B, L, D), mask (B, L) bool, pooled (B, D); L is the longest caption of this batch.
+            tokens (B, L, D), mask (B, L) bool, pooled (B, D); L is the longest caption of this batch in training
+            mode, ``max_length`` in eval mode (frozen encoders; batch-invariant evaluation).
         """
         texts = _check_texts(texts)
         if not self.frozen:
@@ -430,7 +431,14 @@ class TextEncoder(_TokenizerMixin, nn.Module):
         entries = [self.cache.get(t) for t in texts]
         device = self._device_anchor.device
         seq = [e["tokens"] for e in entries]  # each (L_i, D)
-        tokens = nn.utils.rnn.pad_sequence(seq, batch_first=True).to(device)
+        tokens = nn.utils.rnn.pad_sequence(seq, batch_first=True)
+        if not self.training:
+            # evaluation: one padded length for every batch. The downstream encoders' reductions round differently
+            # for different padded lengths (exact in theory: padding is masked), so a caption's embedding would
+            # depend on the other captions of its batch, breaking the exact ties of repeated captions between
+            # eval batch sizes and process counts.
+            tokens = F.pad(tokens, (0, 0, 0, self.max_length - tokens.shape[1]))
+        tokens = tokens.to(device)
         lengths = torch.tensor([len(s) for s in seq], device=device)
         mask = torch.arange(tokens.shape[1], device=device)[None, :] < lengths[:, None]
         pooled = torch.stack([e["pooled"] for e in entries]).to(device)
