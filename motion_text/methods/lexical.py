@@ -64,7 +64,8 @@ class LexicalPretraining(RetrievalMethod):
         tied to the word embeddings).
     motion_dim, motion_depth, motion_heads, max_tokens_t, motion_dropout: the spatio-temporal motion encoder.
     decoder_layers: depth of the bottleneck decoder.
-    lambda_*: loss weights (paper defaults); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1: 0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
+    lambda_*: loss weights (paper defaults); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
+        0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
     temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
     """
