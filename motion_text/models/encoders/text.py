@@ -602,7 +602,7 @@ class MaskedLMTextEncoder(_TokenizerMixin, nn.Module):
     missing_head_bias : float
         Output bias of an MLM head that the checkpoint lacks (see above). Sets the initial sparsity of
         p = log(1 + ReLU(logits)): with MiniLM, -4 leaves about 1 % of the vocabulary active for a caption
-        while most of the caption's own words stay active (their pooled logits have median 7.3).
+        while most of the caption's own words stay active (their pooled logits before the bias have median 7.3).
     max_length : int
         Maximum caption length in tokens.
     trainable : bool
