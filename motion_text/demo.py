@@ -4,8 +4,9 @@
 small TMR of ``tmr_demo.yaml``, tests the best checkpoint and prints the protocol table.
 
 ``python -m motion_text.demo lexical``: the four ``lexical_phase{1..4}_synthetic.yaml`` phases in a row on the same set
-(:func:`motion_text.methods.lexical.run_chain`), then lexical retrieval (p_t . p_m) on the test split and how often
-"kick" is among the top-10 terms of p_m for the motions whose captions contain it.
+(:func:`motion_text.methods.lexical.run_chain`), then lexical retrieval (p_t . p_m) on the test split and, for "kick"
+and seven other action words, how often the word is among the top-10 terms of p_m for the motions whose captions
+contain it.
 """
 
 from __future__ import annotations

@@ -71,9 +71,9 @@ def _masked_row_max(s: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     masked copy of the whole matrix.
     """
     n, m = s.shape
-    rows, cols = _nonzero(mask)
-    if len(rows) > 0.05 * n * m:
+    if int(mask.sum()) > 0.05 * n * m:  # dense: one masked pass, no index lists
         return s.masked_fill(~mask, -math.inf).max(dim=1)
+    rows, cols = _nonzero(mask)
     vals = s[rows, cols]
     gt = torch.full((n,), -math.inf, dtype=s.dtype, device=s.device).scatter_reduce(0, rows, vals, "amax")
     best = vals == gt[rows]

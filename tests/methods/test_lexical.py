@@ -1,5 +1,7 @@
 """Lexical four-phase pretraining: phases train, the chain loads the previous phases' weights, curricula."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -147,15 +149,20 @@ def test_exact_resume_lexmlm_curriculum(h3d_root, tmp_path, tmp_path_factory):
     assert float(resumed.trainer.logged_metrics["train/dec_mask_ratio"]) == 1.0
 
 
-def test_phase_configs_overwrite_their_last_checkpoint():
-    """The next phase reads runs/.../phaseK/last.ckpt: a re-run phase must replace it, not write last-v1.ckpt."""
+def _packaged(name: str) -> dict:
+    """A packaged lightning config as a dict."""
     import yaml
 
     from motion_text.cli import resolve_config
 
+    return yaml.safe_load(Path(resolve_config(name)).read_text())
+
+
+def test_phase_configs_overwrite_their_last_checkpoint():
+    """The next phase reads runs/.../phaseK/last.ckpt: a re-run phase must replace it, not write last-v1.ckpt."""
     for k in (1, 2, 3, 4):
         for suffix in ("", "_synthetic"):
-            cfg = yaml.safe_load(open(resolve_config(f"lexical_phase{k}{suffix}.yaml")))
+            cfg = _packaged(f"lexical_phase{k}{suffix}.yaml")
             ckpt = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
             assert len(ckpt) == 1 and ckpt[0]["init_args"]["enable_version_counter"] is False, (k, suffix)
             assert ckpt[0]["init_args"]["save_last"] is True
@@ -164,11 +171,7 @@ def test_phase_configs_overwrite_their_last_checkpoint():
 @pytest.mark.parametrize("suffix", ["", "_synthetic"])
 def test_caption_config_builds_the_phase3_model(suffix):
     """The captioning config loads phase 3's checkpoint: same architecture and the same clip length / pooling."""
-    import yaml
-
-    from motion_text.cli import resolve_config
-
-    cap, p3 = (yaml.safe_load(open(resolve_config(f"{n}{suffix}.yaml"))) for n in ("lexical_caption", "lexical_phase3"))
+    cap, p3 = (_packaged(f"{n}{suffix}.yaml") for n in ("lexical_caption", "lexical_phase3"))
     keys = ("text_model", "text_max_length", "motion_dim", "motion_depth", "motion_heads", "max_tokens_t",
             "decoder_layers")
     for k in keys:
