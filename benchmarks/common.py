@@ -105,6 +105,25 @@ def matmul_rate(dev: torch.device | str = "cpu", n: int = 2048, repeats: int = 3
     return 2.0 * n**3 / best
 
 
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process image. ``getrusage``'s
+    ``ru_maxrss`` (the fallback elsewhere) survives ``exec``: a benchmark child started by ``benchmarks.run`` after
+    the 1M-document sparse benchmark reported that parent's 8 GB.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def machine() -> dict:
     """What the figures were measured on."""
     info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 
-from benchmarks.common import Row
+from benchmarks.common import Row, peak_rss_mb
 
 #: motions of the synthetic set (generated once into ``$MOTION_TEXT_CACHE``); few, so caption caching stays short
 SYNTHETIC = 256
@@ -32,7 +31,7 @@ def child(precision: str, steps: int) -> dict:
               "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]", "--trainer.enable_progress_bar=false",
               "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp}", "--data.num_workers=0",
               f"--data.datasets=[{{name: humanml3d, synthetic: {SYNTHETIC}}}]"])
-    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {"peak_rss_mb": peak_rss_mb()}
     if torch.cuda.is_available():
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out

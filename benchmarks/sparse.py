@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import time
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from benchmarks.common import peak_rss_mb
 from motion_text.retrieval.sparse import SparseIndex
 
 VOCAB = 30522
@@ -93,10 +93,6 @@ def _batched(fn, n: int, batch: int) -> float:
     for start in range(0, n, batch):
         fn(start, min(start + batch, n))
     return 1e3 * (time.perf_counter() - t) / n
-
-
-def _rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def dense_topk_reference(queries: sp.csr_matrix, docs: sp.csr_matrix, k: int = 10, chunk: int = 1000) -> np.ndarray:
@@ -201,7 +197,7 @@ def run(quick: bool = False, *, n_docs: int | None = None, n_queries: int = 1000
                        "seismic/dense batched": s["batched_ms_per_query"] / dense["batched_ms_per_query"],
                        "seismic/dense memory": s["bytes"] / dense["bytes"]})
     out["ratios"] = ratios
-    out["peak_rss_gb"] = _rss_gb()
+    out["peak_rss_gb"] = peak_rss_mb() / 1024
     if verbose:
         print(format_report(out))
     return out

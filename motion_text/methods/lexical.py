@@ -63,6 +63,10 @@ class LexicalPretraining(RetrievalMethod):
         MLM head is missing: identity transform + output bias -4, see ``MaskedLMTextEncoder``; the output projection is
         tied to the word embeddings).
     motion_dim, motion_depth, motion_heads, max_tokens_t, motion_dropout: the spatio-temporal motion encoder.
+    motion_inactive_grad: backward slope of Eq. 2's saturation below zero on the motion branch (0 = the paper's
+        exact gradient; see :func:`motion_text.models.heads.lexical.saturate`). A term whose logit is negative for
+        every motion token otherwise never receives a gradient, so a motion encoder trained from scratch keeps the
+        unrelated words its first tokens happen to activate. Values are unchanged (same p_m, same sparsity).
     decoder_layers: depth of the bottleneck decoder.
     lambda_*: loss weights (paper defaults); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
         0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
@@ -74,7 +78,7 @@ class LexicalPretraining(RetrievalMethod):
 
     def __init__(self, phase: int = 1, text_model: str = "bert-base-uncased", text_max_length: int = 64,
                  motion_dim: int = 256, motion_depth: int = 4, motion_heads: int = 8, max_tokens_t: int | None = None,
-                 motion_dropout: float = 0.1,
+                 motion_dropout: float = 0.1, motion_inactive_grad: float = 0.0,
                  decoder_layers: int = 2, chunk_size: int = 64, lambda_mlm: float = 0.1, lambda_dec: float = 1.0,
                  lambda_flops: float = 1e-4, text_mask_ratio: float = 0.3, dec_mask_start: float | None = None,
                  dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
@@ -153,7 +157,7 @@ class LexicalPretraining(RetrievalMethod):
 
     def motion_lexical(self, joints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         tokens, tmask = self.motion_encoder(joints, mask)
-        return self.lexical_head(tokens, tmask)
+        return self.lexical_head(tokens, tmask, inactive_grad=self.hparams.motion_inactive_grad)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:

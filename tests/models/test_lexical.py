@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_loss
-from motion_text.models.heads.lexical import LexicalHead, lexical_pool
+from motion_text.models.heads.lexical import LexicalHead, lexical_pool, saturate
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
 H, V = 8, 50
@@ -101,6 +101,42 @@ def test_lexical_head_gradients_match_unchunked(seeded_tokens, use_checkpoint, f
     for got, p in zip(g_param, lm_head.parameters()):
         torch.testing.assert_close(got, p.grad)
     assert torch.all(x1.grad[~mask] == 0)
+
+
+def test_saturate_inactive_grad_changes_the_backward_pass_only():
+    x = torch.tensor([[-3.0, -0.5, 0.0, 0.5, 2.0, float("-inf")]], requires_grad=True)
+    exact = saturate(x)
+    exact.sum().backward()
+    g_exact = x.grad.clone()
+    x.grad = None
+    leaky = saturate(x, inactive_grad=0.25)
+    leaky.sum().backward()
+    assert torch.equal(leaky, exact)  # same values: log1p(relu(x)), 0 for -inf
+    torch.testing.assert_close(exact, torch.tensor([[0.0, 0.0, 0.0, math.log1p(0.5), math.log1p(2.0), 0.0]]))
+    torch.testing.assert_close(g_exact, torch.tensor([[0.0, 0.0, 0.0, 1 / 1.5, 1 / 3.0, 0.0]]))
+    # slope 0.25 at x <= 0 (the clamp passes the gradient at 0), unchanged above 0, none for an empty row (-inf)
+    torch.testing.assert_close(x.grad, torch.tensor([[0.25, 0.25, 0.25, 1 / 1.5, 1 / 3.0, 0.0]]))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_lexical_head_inactive_grad_reaches_inactive_terms(seeded_tokens, fused):
+    """With ``inactive_grad`` the gradient of a term that no token activates reaches its argmax token: the head's
+    gradient equals the unchunked autograd reference with the slope written out by hand."""
+    tokens, mask = seeded_tokens
+    lm_head = make_lm_head()
+    weights = torch.randn(V)
+    x1 = tokens.clone().requires_grad_(True)
+    p = LexicalHead(lm_head, chunk_size=3, fused=fused)(x1, mask, inactive_grad=0.1)
+    (p @ weights).sum().backward()
+    x2 = tokens.clone().requires_grad_(True)
+    best = lm_head(x2).masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
+    finite = torch.isfinite(best)
+    best = torch.where(finite, best, torch.zeros_like(best))
+    ref = torch.where(best > 0, torch.log1p(best.clamp(min=0)), 0.1 * best) * finite  # same gradient as saturate
+    (ref @ weights).sum().backward()
+    assert bool((best[:2] <= 0).any())  # some terms are inactive
+    torch.testing.assert_close(x1.grad, x2.grad)
+    assert float(x1.grad.abs().sum()) > 0 and torch.all(x1.grad[~mask] == 0)
 
 
 def test_lexical_pool_rejects_bad_shapes():
