@@ -1,6 +1,6 @@
 """Cold start of ``motion-text --help`` against ``python -c "import lightning"``.
 
-Both run as fresh interpreters (the same ``sys.executable``), alternately, 5 times each (quick: 2); the figure is
+Both run as fresh interpreters (the same ``sys.executable``), alternately, 3 times each (quick: 2); the figure is
 the ratio of the median wall times. ``--help`` must not import more than Lightning's own stack (``transformers``
 and ``librosa`` are imported lazily). Target: <= 1.3x.
 """
@@ -47,7 +47,7 @@ def run(quick: bool = False) -> dict:
     def call(cmd: list[str]):
         return lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
 
-    t = interleaved(call([sys.executable, "-c", "import lightning"]), call(_command()), 2 if quick else 5)
+    t = interleaved(call([sys.executable, "-c", "import lightning"]), call(_command()), 2 if quick else 3)
     ratio = t["ours_s"] / t["ref_s"]
     heavy = heavy_imports()
     row = Row("`motion-text --help` cold start", '`python -c "import lightning"`', "<= 1.3x",

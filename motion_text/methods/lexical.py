@@ -48,7 +48,13 @@ from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_los
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
-__all__ = ["LexicalPretraining", "run_chain", "term_report", "term_reports", "top_term_rates"]
+__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "run_chain", "term_report", "term_reports",
+           "top_term_rates"]
+
+#: function words left out of a caption's terms by :func:`caption_terms`
+STOPWORDS = frozenset(
+    "a an the and or then with to of in on at by for from as is are be his her their its it them they he she him "
+    "this that while after before again into onto over out".split())
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +74,8 @@ class LexicalPretraining(RetrievalMethod):
         every motion token otherwise never receives a gradient, so a motion encoder trained from scratch keeps the
         unrelated words its first tokens happen to activate. Values are unchanged (same p_m, same sparsity).
     decoder_layers: depth of the bottleneck decoder.
-    lambda_*: loss weights (paper defaults); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
+    lambda_*: loss weights (paper defaults; ``lambda_flops_motion``, FLOPS on p_m, defaults to ``lambda_flops``, as
+        SPLADE weighs queries and documents separately); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
         0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
     temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
@@ -80,7 +87,7 @@ class LexicalPretraining(RetrievalMethod):
                  motion_dim: int = 256, motion_depth: int = 4, motion_heads: int = 8, max_tokens_t: int | None = None,
                  motion_dropout: float = 0.1, motion_inactive_grad: float = 0.0,
                  decoder_layers: int = 2, chunk_size: int = 64, lambda_mlm: float = 0.1, lambda_dec: float = 1.0,
-                 lambda_flops: float = 1e-4, text_mask_ratio: float = 0.3, dec_mask_start: float | None = None,
+                 lambda_flops: float = 1e-4, lambda_flops_motion: float | None = None, text_mask_ratio: float = 0.3, dec_mask_start: float | None = None,
                  dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
                  lambda_rec: float = 1.0, lambda_vel: float = 1.0, lambda_nce: float | None = None,
                  lambda_aux: float = 1e-2, temperature: float | None = None, lr_text: float = 1e-5,
@@ -108,6 +115,7 @@ class LexicalPretraining(RetrievalMethod):
         self.unit_scale = get_skeleton(self.skeleton_name).unit_scale
         defaults = {1: (0.5, 0.1), 3: (0.4, 1.0)}  # decoder mask start, InfoNCE weight (phase 2) / unused
         self.dec_mask_start = dec_mask_start if dec_mask_start is not None else defaults.get(phase, (0.5,))[0]
+        self.lambda_flops_m = lambda_flops if lambda_flops_motion is None else lambda_flops_motion
         self.lambda_nce = lambda_nce if lambda_nce is not None else (0.1 if phase == 2 else 1.0)
         self.temperature = temperature if temperature is not None else (0.1 if phase == 2 else 1.0)
         # train only what the phase uses (DDP requires every trainable parameter to receive a gradient)
@@ -219,7 +227,7 @@ class LexicalPretraining(RetrievalMethod):
             parts["dec"] = self._decoder_loss(p_m, ids, am, 4)
             parts["flops_m"] = flops(p_m)
             parts["l0_m"] = l0(p_m).detach()
-            parts["loss"] = hp.lambda_dec * parts["dec"] + hp.lambda_flops * parts["flops_m"]
+            parts["loss"] = hp.lambda_dec * parts["dec"] + self.lambda_flops_m * parts["flops_m"]
         else:
             j, m = self.joints_input(batch)
             p_m = self.motion_lexical(j, m)
@@ -230,7 +238,8 @@ class LexicalPretraining(RetrievalMethod):
             parts["dec_t"] = self._decoder_loss(p_t, ids, am, 5)
             parts["dec_m"] = self._decoder_loss(p_m, ids, am, 6)
             parts["l0_m"], parts["l0_t"] = l0(p_m).detach(), l0(p_t).detach()
-            parts["loss"] = (self.lambda_nce * parts["nce"] + hp.lambda_flops * (parts["flops_m"] + parts["flops_t"])
+            parts["loss"] = (self.lambda_nce * parts["nce"] + self.lambda_flops_m * parts["flops_m"]
+                             + hp.lambda_flops * parts["flops_t"]
                              + hp.lambda_aux * (parts["dec_t"] + parts["dec_m"]))
         return parts
 
@@ -318,11 +327,47 @@ def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int],
             "n_with": int(has_word.sum()), "n": len(hit)}
 
 
+def caption_terms(tokenizer, captions: list[str], stopwords=STOPWORDS) -> list[set[int]]:
+    """Vocabulary ids of each caption's content words: its word pieces, without special tokens and
+    :data:`STOPWORDS` (one set per caption string; join a motion's captions first)."""
+    special = set(tokenizer.all_special_ids)
+    out = []
+    for caption in captions:
+        words = [w for w in tokenizer.tokenize(caption) if w not in stopwords]
+        out.append(set(tokenizer.convert_tokens_to_ids(words)) - special)
+    return out
+
+
+def caption_term_overlap(p: torch.Tensor, terms: list[set[int]], k: int = 10) -> dict[str, torch.Tensor]:
+    """How many of a motion's own caption words are among the top-k terms of its p_m, against other motions' captions.
+
+    ``p`` (N, V) lexical vectors, ``terms[i]`` the content-word ids of row i's captions (:func:`caption_terms`).
+    Top-k terms count only with a positive weight. Returns per row (N,): ``own`` = |top-k(p_i) & terms_i| and
+    ``other`` = the mean of |top-k(p_i) & terms_j| over the other rows j != i (the chance level: the same top terms
+    scored against captions of other motions).
+    """
+    n, v = p.shape
+    if len(terms) != n or n < 2:
+        raise ValueError(f"need one term set per row and at least 2 rows, got {len(terms)} sets for {n} rows")
+    if not 0 < k <= v:
+        raise ValueError(f"k must be in [1, {v}], got {k}")
+    values, top = p.float().topk(k, dim=1)
+    picked = torch.zeros(n, v).scatter_(1, top, (values > 0).float())  # n v, 1 at the positive top-k terms
+    caps = torch.zeros(n, v)
+    for i, ids in enumerate(terms):
+        caps[i, sorted(ids)] = 1.0
+    overlap = picked @ caps.T  # n n: |top-k(p_i) & terms_j|
+    own = overlap.diagonal().clone()
+    return {"own": own, "other": (overlap.sum(1) - own) / (n - 1)}
+
+
 @torch.no_grad()
 def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
     """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
-    The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
+    Each report also has ``own_words`` / ``other_words``: for the motions with the word, the mean number of their own
+    caption content words among their top-k terms, and the same against the other motions' captions (chance level,
+    :func:`caption_term_overlap`); the ``"*"`` entry has these over all motions. The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
     ("kicks" for "kick"); the terms are the first word pieces of the word and of those caption words (``kick``,
     ``kicks``).
     """
@@ -337,13 +382,18 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
         captions += [" ".join(caps) for caps in batch["all_texts"]]
     p = torch.cat(ps)
     tok = model.text.tokenizer
-    out = {}
+    overlap = caption_term_overlap(p, caption_terms(tok, captions), k)
+    out = {"*": {"own_words": float(overlap["own"].mean()), "other_words": float(overlap["other"].mean()),
+                 "n": len(p)}}
     for word, pattern in patterns.items():
         found = [pattern.findall(c) for c in captions]
         forms = {word} | {w.lower() for f in found for w in f}
         term_ids = sorted({tok.convert_tokens_to_ids(tok.tokenize(w)[0]) for w in forms})
-        out[word] = top_term_rates(p, torch.tensor([bool(f) for f in found]), term_ids, k)
+        has = torch.tensor([bool(f) for f in found])
+        out[word] = top_term_rates(p, has, term_ids, k)
         out[word]["terms"] = " ".join(tok.convert_ids_to_tokens(term_ids))
+        mean = (lambda x: float(x[has].mean())) if bool(has.any()) else (lambda x: float("nan"))
+        out[word].update(own_words=mean(overlap["own"]), other_words=mean(overlap["other"]))
     return out
 
 
@@ -374,9 +424,14 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
     ckpt = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
     cli.trainer.test(cli.model, cli.datamodule, ckpt_path=str(ckpt))
     reports = term_reports(cli.model, cli.datamodule.test_dataloader(), words)
+    r = reports["*"]
+    print(f"top-10 terms of p_m on the test split: {r['own_words']:.2f} of the motion's own caption words on average "
+          f"over all {r['n']} motions, {r['other_words']:.2f} of another motion's caption words (chance level)")
     for w, r in reports.items():
-        print(f"top-10 terms of p_m on the test split: {w!r} ({r['terms']}) in {r['rate']:.1f} % of the "
-              f"{r['n_with']} motions whose captions contain it, {r['rate_without']:.1f} % of the others, "
-              f"{r['base_rate']:.1f} % of all {r['n']} (base rate)")
+        if w == "*":
+            continue
+        print(f"  {w!r} ({r['terms']}) in {r['rate']:.1f} % of the {r['n_with']} motions whose captions contain it, "
+              f"{r['rate_without']:.1f} % of the others, {r['base_rate']:.1f} % of all {r['n']} (base rate); those "
+              f"motions' own caption words: {r['own_words']:.2f}, other captions' words {r['other_words']:.2f}")
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
     return {"test": dict(cli.model.test_results), "terms": reports}

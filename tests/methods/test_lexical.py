@@ -117,6 +117,31 @@ def test_top_term_rates_hand_example():
         top_term_rates(p, has, [1], k=6)
 
 
+def test_caption_term_overlap_hand_example():
+    from motion_text.methods.lexical import caption_term_overlap
+
+    p = torch.tensor([[0.0, 3, 1, 0, 2], [5, 0, 0, 1, 0], [0, 0, 0, 0, 0]])
+    terms = [{1, 2}, {0, 4}, {1, 3, 4}]
+    # top-2 positive terms: row 0 {1, 4}, row 1 {0, 3}, row 2 none
+    # overlaps: row 0 with sets 0/1/2: 1, 1, 2; row 1: 0, 1, 1; row 2: 0, 0, 0
+    r = caption_term_overlap(p, terms, k=2)
+    assert r["own"].tolist() == [1.0, 1.0, 0.0]
+    assert r["other"].tolist() == [1.5, 0.5, 0.0]
+    with pytest.raises(ValueError, match="one term set per row"):
+        caption_term_overlap(p, terms[:2], k=2)
+
+
+def test_caption_terms_drop_specials_and_stopwords(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    from motion_text.methods.lexical import caption_terms
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir(tmp_path_factory))
+    (got,) = caption_terms(tok, ["[CLS] a person walks to the left"])
+    want = set(tok.convert_tokens_to_ids([w for w in tok.tokenize("person walks left")]))
+    assert got == want and tok.cls_token_id not in got
+
+
 def test_lexcmlp_learns_lexical_retrieval(h3d_root, tmp_path, tmp_path_factory):
     """LexCMLP (Eq. 8) alone, from a random tiny BERT, 6 epochs on the tiny synthetic set: lexical retrieval by
     p_t . p_m on the training split is far above chance (MedR (N + 1) / 2, R@10 10 / N)."""
