@@ -392,8 +392,8 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
         has = torch.tensor([bool(f) for f in found])
         out[word] = top_term_rates(p, has, term_ids, k)
         out[word]["terms"] = " ".join(tok.convert_ids_to_tokens(term_ids))
-        mean = (lambda x: float(x[has].mean())) if bool(has.any()) else (lambda x: float("nan"))
-        out[word].update(own_words=mean(overlap["own"]), other_words=mean(overlap["other"]))
+        out[word].update({f"{side}_words": float(overlap[side][has].mean()) if bool(has.any()) else float("nan")
+                          for side in ("own", "other")})
     return out
 
 
