@@ -95,13 +95,15 @@ def test_missing_previous_phase_names_the_phase(h3d_root, tmp_path, tmp_path_fac
 
 
 def test_term_report_on_a_split(chain):
-    from motion_text.methods.lexical import term_report
+    from motion_text.methods.lexical import term_reports
 
     dm = chain[4].datamodule
-    r = term_report(chain[4].model, dm.val_dataloader(), word="walk", k=5)
+    reports = term_reports(chain[4].model, dm.val_dataloader(), ("walk",), k=5)
+    r, everything = reports["walk"], reports["*"]
     n = len(dm.datasets["val"])
     assert r["n"] == n and 0 <= r["n_with"] <= n and 0 <= r["base_rate"] <= 100
     assert "walk" in r["terms"].split()
+    assert everything["n"] == n and 0 <= everything["own_words"] <= 5 and 0 <= everything["other_words"] <= 5
 
 
 def test_top_term_rates_hand_example():
