@@ -48,7 +48,7 @@ from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_los
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
-__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "run_chain", "term_report", "term_reports",
+__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "run_chain", "term_report", "term_reports",
            "top_term_rates"]
 
 #: function words left out of a caption's terms by :func:`caption_terms`
@@ -327,6 +327,23 @@ def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int],
             "n_with": int(has_word.sum()), "n": len(hit)}
 
 
+def inflections(word: str, vocab) -> list[str]:
+    """Regular inflections (-s/-es, -ed/-d, -ing, with e-dropping and consonant doubling) of an English word that are
+    whole entries of ``vocab``, the word included: ``kick`` -> kick, kicked, kicking, kicks; ``sit`` -> sit, sits,
+    sitting (not "sites"); irregular forms ("sat") are not derived."""
+    w = word.lower()
+    vowels = "aeiou"
+    third = w + "es" if w.endswith(("s", "x", "z", "ch", "sh", "o")) else w + "s"
+    if w.endswith("e"):
+        past, cont = w + "d", (w if w.endswith("ee") else w[:-1]) + "ing"
+    elif (len(w) <= 4 and len(w) >= 3 and w[-1] not in vowels + "wxy" and w[-2] in vowels
+          and w[-3] not in vowels):  # short consonant-vowel-consonant ending: sit -> sitting
+        past, cont = w + w[-1] + "ed", w + w[-1] + "ing"
+    else:
+        past, cont = w + "ed", w + "ing"
+    return sorted(f for f in {w, third, past, cont} if f in vocab)
+
+
 def caption_terms(tokenizer, captions: list[str], stopwords=STOPWORDS) -> list[set[int]]:
     """Vocabulary ids of each caption's content words: its word pieces, without special tokens and
     :data:`STOPWORDS` (one set per caption string; join a motion's captions first)."""
@@ -365,7 +382,8 @@ def caption_term_overlap(p: torch.Tensor, terms: list[set[int]], k: int = 10) ->
 def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
     """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
-    Each report also has ``own_words`` / ``other_words``: for the motions with the word, the mean number of their own
+    ``inflected`` repeats the rates with the word's regular inflections added to the terms (:func:`inflections`; e.g.
+    "kicked", which no caption may contain). Each report also has ``own_words`` / ``other_words``: for the motions with the word, the mean number of their own
     caption content words among their top-k terms, and the same against the other motions' captions (chance level,
     :func:`caption_term_overlap`); the ``"*"`` entry has these over all motions. The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
     ("kicks" for "kick"); the terms are the first word pieces of the word and of those caption words (``kick``,
@@ -392,6 +410,9 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
         has = torch.tensor([bool(f) for f in found])
         out[word] = top_term_rates(p, has, term_ids, k)
         out[word]["terms"] = " ".join(tok.convert_ids_to_tokens(term_ids))
+        lemma_ids = sorted(set(term_ids) | set(tok.convert_tokens_to_ids(inflections(word, tok.get_vocab()))))
+        out[word]["inflected"] = {**top_term_rates(p, has, lemma_ids, k),
+                                  "terms": " ".join(tok.convert_ids_to_tokens(lemma_ids))}
         out[word].update({f"{side}_words": float(overlap[side][has].mean()) if bool(has.any()) else float("nan")
                           for side in ("own", "other")})
     return out
@@ -433,5 +454,9 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
         print(f"  {w!r} ({r['terms']}) in {r['rate']:.1f} % of the {r['n_with']} motions whose captions contain it, "
               f"{r['rate_without']:.1f} % of the others, {r['base_rate']:.1f} % of all {r['n']} (base rate); those "
               f"motions' own caption words: {r['own_words']:.2f}, other captions' words {r['other_words']:.2f}")
+        i = r["inflected"]
+        if i["terms"] != r["terms"]:
+            print(f"    with its inflections ({i['terms']}): {i['rate']:.1f} % of those motions, "
+                  f"{i['rate_without']:.1f} % of the others")
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
     return {"test": dict(cli.model.test_results), "terms": reports}

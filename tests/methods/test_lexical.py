@@ -103,6 +103,9 @@ def test_term_report_on_a_split(chain):
     n = len(dm.datasets["val"])
     assert r["n"] == n and 0 <= r["n_with"] <= n and 0 <= r["base_rate"] <= 100
     assert "walk" in r["terms"].split()
+    assert set(r["terms"].split()) <= set(r["inflected"]["terms"].split())
+    assert r["inflected"]["base_rate"] >= r["base_rate"]  # more terms: a row can only gain hits
+    assert r["n_with"] == 0 or r["inflected"]["rate"] >= r["rate"]
     assert everything["n"] == n and 0 <= everything["own_words"] <= 5 and 0 <= everything["other_words"] <= 5
 
 
@@ -131,6 +134,18 @@ def test_caption_term_overlap_hand_example():
     assert r["other"].tolist() == [1.5, 0.5, 0.0]
     with pytest.raises(ValueError, match="one term set per row"):
         caption_term_overlap(p, terms[:2], k=2)
+
+
+def test_inflections_are_whole_vocabulary_entries():
+    from motion_text.methods.lexical import inflections
+
+    vocab = {"kick": 0, "kicks": 1, "kicked": 2, "kicking": 3, "kickoff": 4, "sit": 5, "sitting": 6, "sits": 7,
+             "wave": 8, "waving": 9, "waved": 10, "sites": 11, "sited": 12, "punch": 13, "punches": 14}
+    assert inflections("kick", vocab) == ["kick", "kicked", "kicking", "kicks"]  # not "kickoff"
+    assert inflections("sit", vocab) == ["sit", "sits", "sitting"]  # not "sites", "sited"
+    assert inflections("punch", vocab) == ["punch", "punches"]
+    assert inflections("Wave", vocab) == ["wave", "waved", "waving"]
+    assert inflections("run", vocab) == []
 
 
 def test_caption_terms_drop_specials_and_stopwords(tmp_path_factory):
