@@ -48,8 +48,8 @@ from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_los
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
-__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "run_chain", "term_report", "term_reports",
-           "top_term_rates"]
+__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "run_chain", "term_report",
+           "term_reports", "top_term_rates"]
 
 #: function words left out of a caption's terms by :func:`caption_terms`
 STOPWORDS = frozenset(
@@ -75,7 +75,8 @@ class LexicalPretraining(RetrievalMethod):
         unrelated words its first tokens happen to activate. Values are unchanged (same p_m, same sparsity).
     decoder_layers: depth of the bottleneck decoder.
     lambda_*: loss weights (paper defaults; ``lambda_flops_motion``, FLOPS on p_m, defaults to ``lambda_flops``, as
-        SPLADE weighs queries and documents separately); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask`` (phase 1:
+        SPLADE weighs queries and documents separately); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask``
+        (phase 1:
         0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
     temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
@@ -87,7 +88,8 @@ class LexicalPretraining(RetrievalMethod):
                  motion_dim: int = 256, motion_depth: int = 4, motion_heads: int = 8, max_tokens_t: int | None = None,
                  motion_dropout: float = 0.1, motion_inactive_grad: float = 0.0,
                  decoder_layers: int = 2, chunk_size: int = 64, lambda_mlm: float = 0.1, lambda_dec: float = 1.0,
-                 lambda_flops: float = 1e-4, lambda_flops_motion: float | None = None, text_mask_ratio: float = 0.3, dec_mask_start: float | None = None,
+                 lambda_flops: float = 1e-4, lambda_flops_motion: float | None = None, text_mask_ratio: float = 0.3,
+                 dec_mask_start: float | None = None,
                  dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
                  lambda_rec: float = 1.0, lambda_vel: float = 1.0, lambda_nce: float | None = None,
                  lambda_aux: float = 1e-2, temperature: float | None = None, lr_text: float = 1e-5,
@@ -336,8 +338,8 @@ def inflections(word: str, vocab) -> list[str]:
     third = w + "es" if w.endswith(("s", "x", "z", "ch", "sh", "o")) else w + "s"
     if w.endswith("e"):
         past, cont = w + "d", (w if w.endswith("ee") else w[:-1]) + "ing"
-    elif (len(w) <= 4 and len(w) >= 3 and w[-1] not in vowels + "wxy" and w[-2] in vowels
-          and w[-3] not in vowels):  # short consonant-vowel-consonant ending: sit -> sitting
+    elif 3 <= len(w) <= 4 and w[-1] not in vowels + "wxy" and w[-2] in vowels and w[-3] not in vowels:
+        # short consonant-vowel-consonant ending: sit -> sitting
         past, cont = w + w[-1] + "ed", w + w[-1] + "ing"
     else:
         past, cont = w + "ed", w + "ing"
@@ -383,9 +385,10 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
     """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
     ``inflected`` repeats the rates with the word's regular inflections added to the terms (:func:`inflections`; e.g.
-    "kicked", which no caption may contain). Each report also has ``own_words`` / ``other_words``: for the motions with the word, the mean number of their own
-    caption content words among their top-k terms, and the same against the other motions' captions (chance level,
-    :func:`caption_term_overlap`); the ``"*"`` entry has these over all motions. The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
+    "kicked", which may appear in no caption). Each report also has ``own_words`` / ``other_words``: for the motions
+    with the word, the mean number of their own caption content words among their top-k terms, and the same against
+    the other motions' captions (chance level, :func:`caption_term_overlap`); the ``"*"`` entry has these over all
+    motions. The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
     ("kicks" for "kick"); the terms are the first word pieces of the word and of those caption words (``kick``,
     ``kicks``).
     """
