@@ -109,7 +109,7 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB.
 
     Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process image. ``getrusage``'s
-    ``ru_maxrss`` (the fallback elsewhere) survives ``exec``: a benchmark child started by ``benchmarks.run`` after
+    ``ru_maxrss`` (the fallback without ``/proc``) survives ``exec``: a benchmark child started by ``benchmarks.run`` after
     the 1M-document sparse benchmark reported that parent's 8 GB.
     """
     try:
