@@ -42,14 +42,15 @@ from motion_text.data.skeleton import get_skeleton
 from motion_text.losses.contrastive import info_nce
 from motion_text.losses.sparsity import flops, l0
 from motion_text.methods.retrieval import RetrievalMethod
+from motion_text.retrieval.query import inflections
 from motion_text.models.encoders.spatiotemporal import SpatioTemporalEncoder
 from motion_text.models.encoders.text import MaskedLMTextEncoder
 from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_loss
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
 
-__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "run_chain", "term_report",
-           "term_reports", "top_term_rates"]
+__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "keyword_report", "run_chain",
+           "term_report", "term_reports", "top_term_rates"]
 
 #: function words left out of a caption's terms by :func:`caption_terms`
 STOPWORDS = frozenset(
@@ -329,23 +330,6 @@ def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int],
             "n_with": int(has_word.sum()), "n": len(hit)}
 
 
-def inflections(word: str, vocab) -> list[str]:
-    """Regular inflections (-s/-es, -ed/-d, -ing, with e-dropping and consonant doubling) of an English word that are
-    whole entries of ``vocab``, the word included: ``kick`` -> kick, kicked, kicking, kicks; ``sit`` -> sit, sits,
-    sitting (not "sites"); irregular forms ("sat") are not derived."""
-    w = word.lower()
-    vowels = "aeiou"
-    third = w + "es" if w.endswith(("s", "x", "z", "ch", "sh", "o")) else w + "s"
-    if w.endswith("e"):
-        past, cont = w + "d", (w if w.endswith("ee") else w[:-1]) + "ing"
-    elif 3 <= len(w) <= 4 and w[-1] not in vowels + "wxy" and w[-2] in vowels and w[-3] not in vowels:
-        # short consonant-vowel-consonant ending: sit -> sitting
-        past, cont = w + w[-1] + "ed", w + w[-1] + "ing"
-    else:
-        past, cont = w + "ed", w + "ing"
-    return sorted(f for f in {w, third, past, cont} if f in vocab)
-
-
 def caption_terms(tokenizer, captions: list[str], stopwords=STOPWORDS) -> list[set[int]]:
     """Vocabulary ids of each caption's content words: its word pieces, without special tokens and
     :data:`STOPWORDS` (one set per caption string; join a motion's captions first)."""
@@ -461,5 +445,33 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
         if i["terms"] != r["terms"]:
             print(f"    with its inflections ({i['terms']}): {i['rate']:.1f} % of those motions, "
                   f"{i['rate_without']:.1f} % of the others")
+    keywords = keyword_report(cli.model, cli.datamodule.test_dataloader().dataset)
+    s = keywords["summary"]
+    print(f"keyword pairs (search --keywords a b --inflect, index top-32, coverage first): {s['hits']} of the "
+          f"{s['slots']} top results mention both actions ({100 * s['rate']:.1f} %, chance {100 * s['chance']:.1f} %) "
+          f"over {s['pairs']} pairs; best: " + ", ".join(
+              f"{r['keywords']} {r['hits']}/{r['n']}" for r in sorted(keywords["pairs"], key=lambda r: -r["hits"])[:4]))
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
-    return {"test": dict(cli.model.test_results), "terms": reports}
+    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords}
+
+
+def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
+                   ) -> dict:
+    """Keyword search quality on a split (what ``motion-text search --pair-rate`` measures on a saved index).
+
+    Encodes the split's motions into p_m, keeps the ``top_k`` largest terms (as ``motion-text index --top-k``),
+    and for every pair of the synthetic generator's actions ranks the motions for the query ``a b`` (coverage first):
+    :func:`motion_text.tools.sparse.keyword_rate` rows and their pooled :func:`~motion_text.tools.sparse.keyword_summary`.
+    """
+    import itertools
+
+    from motion_text.retrieval.sparse import SparseIndex, topk_sparsify_csr, vocabulary
+    from motion_text.tools.sparse import ACTION_WORDS, encode_split, keyword_rate, keyword_summary
+
+    docs, keys = encode_split(model, dataset, quiet=True)
+    if top_k is not None:
+        docs = topk_sparsify_csr(docs, top_k)
+    index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.text.tokenizer, docs.shape[1]))
+    captions = {dataset.item(i).key: list(dataset.item(i).captions) for i in range(len(dataset))}
+    rows = keyword_rate(index, captions, list(itertools.combinations(ACTION_WORDS, 2)), k, inflect=inflect)
+    return {"summary": keyword_summary(rows), "pairs": rows}

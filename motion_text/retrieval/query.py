@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["KeywordQuery", "wordpiece", "keyword_query", "document_terms", "export_documents"]
+__all__ = ["KeywordQuery", "wordpiece", "inflections", "keyword_query", "document_terms", "export_documents"]
 
 
 def wordpiece(word: str, vocab: dict[str, int], max_chars: int = 100) -> list[int]:
@@ -59,6 +59,23 @@ def wordpiece(word: str, vocab: dict[str, int], max_chars: int = 100) -> list[in
     return ids
 
 
+def inflections(word: str, vocab) -> list[str]:
+    """Regular inflections (-s/-es, -ed/-d, -ing, with e-dropping and consonant doubling) of an English word that are
+    whole entries of ``vocab``, the word included: ``kick`` -> kick, kicked, kicking, kicks; ``sit`` -> sit, sits,
+    sitting (not "sites"); irregular forms ("sat") are not derived."""
+    w = word.lower()
+    vowels = "aeiou"
+    third = w + "es" if w.endswith(("s", "x", "z", "ch", "sh", "o")) else w + "s"
+    if w.endswith("e"):
+        past, cont = w + "d", (w if w.endswith("ee") else w[:-1]) + "ing"
+    elif 3 <= len(w) <= 4 and w[-1] not in vowels + "wxy" and w[-2] in vowels and w[-3] not in vowels:
+        # short consonant-vowel-consonant ending: sit -> sitting
+        past, cont = w + w[-1] + "ed", w + w[-1] + "ing"
+    else:
+        past, cont = w + "ed", w + "ing"
+    return sorted(f for f in {w, third, past, cont} if f in vocab)
+
+
 @dataclass
 class KeywordQuery:
     """A keyword query: the (1, V) vector, one id group per keyword (for coverage ranking) and unknown words."""
@@ -69,10 +86,15 @@ class KeywordQuery:
     unknown: list[str]
 
 
-def keyword_query(keywords: Sequence[str], vocab: Sequence[str], weight: float = 1.0) -> KeywordQuery:
+def keyword_query(keywords: Sequence[str], vocab: Sequence[str], weight: float = 1.0, inflect: bool = False
+                  ) -> KeywordQuery:
     """Query vector with ``weight`` (1, as in the paper) on the vocabulary ids of each keyword.
 
-    A keyword may itself hold several words (``"left leg"``); each word is split with :func:`wordpiece`.
+    A keyword may itself hold several words (``"left leg"``); each word is split with :func:`wordpiece`. With
+    ``inflect``, each word's regular inflections that are whole vocabulary entries (:func:`inflections`: ``kick`` ->
+    kicked, kicking, kicks) get the weight too and join the keyword's coverage group, so ``--keywords kick`` also
+    matches a motion whose vector holds "kicked" (query expansion; the paper's keyword vectors hold the keyword's own
+    ids only, the default).
 
     Raises
     ------
@@ -90,9 +112,10 @@ def keyword_query(keywords: Sequence[str], vocab: Sequence[str], weight: float =
         ids = []
         for w in kw.split():
             pieces = wordpiece(w, table)
-            if not pieces:
+            forms = [table[f] for f in inflections(w, table) if table[f] not in pieces] if inflect else []
+            if not pieces and not forms:
                 unknown.append(w)
-            ids.extend(pieces)
+            ids.extend(pieces + forms)
         if not ids:
             continue
         all_ids.update(ids)

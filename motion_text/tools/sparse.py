@@ -5,8 +5,10 @@
   the key ids): the exact backend (:class:`~motion_text.retrieval.sparse.SparseIndex`, a ``.npz`` file) or Seismic
   (a folder). ``--export`` also writes the ``{term: weight}`` documents for OpenSearch / Elasticsearch.
 * ``search`` ranks the indexed motions for captions (``--query``, encoded by the checkpoint's text branch into p_t)
-  or for keywords (``--keywords``, weight 1 on each keyword's vocabulary ids, no text encoder; appendix A.3), and
-  prints key ids, scores and the matched terms.
+  or for keywords (``--keywords``, weight 1 on each keyword's vocabulary ids, no text encoder; appendix A.3;
+  ``--inflect`` adds the keywords' regular inflections), and prints key ids, scores and the matched terms.
+  ``--pair-rate`` measures keyword search instead: for every pair of actions, the share of the top results whose
+  saved captions mention both (:func:`keyword_rate`), pooled over the pairs and set against chance.
 * ``sparsity`` is the paper's Fig. 4: for each cut k the retrieval R@1 / R@10 (text-to-motion and motion-to-text,
   one caption per motion as in the evaluation loop) and the index size in bytes; CSV, PNG and TensorBoard.
 
@@ -37,7 +39,7 @@ from motion_text.retrieval.sparse import (
 from motion_text.tools.retrieve import load_datamodule, load_method, progress_bar, split_dataset
 
 __all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "captions_path", "run_index", "run_search",
-           "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "ACTION_WORDS"]
+           "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "keyword_summary", "ACTION_WORDS"]
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +167,18 @@ def _run_search(ns) -> int:
         raise ValueError(f"-k must be >= 1, got {ns.k}")
     index = load_index(ns.index)
     vocab = index.vocab
+    if (ns.keywords or ns.pair_rate is not None) and vocab is None:
+        raise ValueError(f"{ns.index}: the index has no vocabulary; keyword search needs one")
+    caps_file = captions_path(ns.index if str(ns.index).endswith(".npz") or Path(ns.index).is_dir()
+                              else str(ns.index) + ".npz")
+    captions = json.loads(caps_file.read_text()) if caps_file.is_file() else {}
+    if ns.pair_rate is not None:
+        return _pair_rate(ns, index, captions, caps_file)
     groups = None
     if ns.keywords:
         from motion_text.retrieval.query import keyword_query
 
-        if vocab is None:
-            raise ValueError(f"{ns.index}: the index has no vocabulary; keyword search needs one")
-        kq = keyword_query(ns.keywords, vocab)
+        kq = keyword_query(ns.keywords, vocab, inflect=ns.inflect)
         if kq.unknown:
             log.warning("not in the vocabulary, ignored: %s", ", ".join(kq.unknown))
         queries, labels = kq.vector, [" ".join(kq.keywords)]
@@ -190,9 +197,6 @@ def _run_search(ns) -> int:
         queries = topk_sparsify(queries, ns.query_top_k)
         labels = list(ns.query)
     res = index.search(queries, ns.k, groups=groups)
-    caps_file = captions_path(ns.index if str(ns.index).endswith(".npz") or Path(ns.index).is_dir()
-                              else str(ns.index) + ".npz")
-    captions = json.loads(caps_file.read_text()) if caps_file.is_file() else {}
     results = []
     for label, recs in zip(labels, res.records(vocab)):
         for r in recs:
@@ -202,6 +206,43 @@ def _run_search(ns) -> int:
         sys.stdout.write(json.dumps({"index": str(ns.index), "results": results}, indent=2) + "\n")
     else:
         _print_hits(results, ns.terms)
+    return 0
+
+
+def _pair_rate(ns, index, captions: dict[str, list[str]], caps_file: Path) -> int:
+    """``search --pair-rate``: :func:`keyword_rate` over all pairs of the given actions, a table and the pooled rate."""
+    import itertools
+
+    if not captions:
+        raise ValueError(f"{caps_file}: no captions saved with the index (written by `motion-text index`); "
+                         "--pair-rate needs them to know which motions are relevant")
+    actions = list(ns.pair_rate) or list(ACTION_WORDS)
+    coverage = not ns.no_coverage
+    if coverage and index.backend != "exact":
+        log.warning("coverage-first ranking needs the exact backend; ranking by score only")
+    rows = keyword_rate(index, captions, list(itertools.combinations(actions, 2)), ns.k, coverage, ns.inflect)
+    summary = keyword_summary(rows)
+    if ns.json:
+        sys.stdout.write(json.dumps({"index": str(ns.index), "k": ns.k, "inflect": ns.inflect, "coverage": coverage,
+                                     "summary": summary, "pairs": rows}, indent=2) + "\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"keyword pairs, top-{ns.k} (n = min(k, relevant))", title_justify="left")
+    for col in ("keywords", "relevant", "n", "hits", "rate", "chance"):
+        table.add_column(col, justify="left" if col == "keywords" else "right")
+    for r in rows:
+        if r["n"]:
+            table.add_row(r["keywords"], str(r["relevant"]), str(r["n"]), str(r["hits"]), f"{r['rate']:.2f}",
+                          f"{r['chance']:.3f}")
+    Console().print(table)
+    if summary["slots"]:
+        print(f"{summary['hits']} of {summary['slots']} top results relevant ({100 * summary['rate']:.1f} %) over "
+              f"{summary['pairs']} keyword pairs; chance {100 * summary['chance']:.1f} %; "
+              f"{summary['pairs_without_relevant']} pairs have no motion with both actions among {len(captions)}")
+    else:
+        print(f"no motion among {len(captions)} has captions mentioning both actions of any pair of {actions}")
     return 0
 
 
@@ -378,13 +419,16 @@ def _mentions(captions: list[str], action: str) -> bool:
     return any(re.search(r"\b" + re.escape(w) + r"\b", c.lower()) for c in captions for w in words)
 
 
-def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, coverage: bool = True) -> list[dict]:
+def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, coverage: bool = True,
+                 inflect: bool = False) -> list[dict]:
     """How often keyword search puts motions related to *all* keywords first.
 
     For each keyword pair (a, b), the relevant motions are those whose captions mention both actions
-    (:data:`ACTION_WORDS`); with ``n = min(k, #relevant)``, the rate is the fraction of the top-``n`` hits of the
-    query ``--keywords a b`` that are relevant (1.0: every motion of both actions that fits is ranked first).
-    Pairs without a relevant motion are reported with ``rate = None``.
+    (:data:`ACTION_WORDS`); with ``n = min(k, #relevant)``, ``hits`` counts the relevant motions among the top-``n``
+    results of the query ``--keywords a b`` and ``rate = hits / n`` (1.0: every motion of both actions that fits is
+    ranked first). ``chance = #relevant / N`` is the rate of a random ranking of the ``N`` indexed motions. Pairs
+    without a relevant motion are reported with ``rate = None``. ``inflect``: keyword queries with inflections
+    (:func:`~motion_text.retrieval.query.keyword_query`).
     """
     from motion_text.retrieval.query import keyword_query
 
@@ -392,11 +436,24 @@ def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, cove
     for a, b in pairs:
         relevant = {key for key, caps in captions.items() if _mentions(caps, a) and _mentions(caps, b)}
         n = min(k, len(relevant))
-        row = {"keywords": f"{a} {b}", "relevant": len(relevant), "n": n, "rate": None}
+        row = {"keywords": f"{a} {b}", "relevant": len(relevant), "n": n, "hits": 0, "rate": None,
+               "chance": len(relevant) / max(len(captions), 1)}
         if n:
-            kq = keyword_query([a, b], index.vocab)
+            kq = keyword_query([a, b], index.vocab, inflect=inflect)
             res = index.search(kq.vector, n, with_terms=False,
                                groups=kq.groups if coverage and index.backend == "exact" else None)
-            row["rate"] = sum(key in relevant for key in res.keys[0]) / n
+            row["hits"] = sum(key in relevant for key in res.keys[0])
+            row["rate"] = row["hits"] / n
         rows.append(row)
     return rows
+
+
+def keyword_summary(rows: list[dict]) -> dict:
+    """Pool :func:`keyword_rate` rows over the pairs that have relevant motions: ``rate`` = relevant results / result
+    slots (each pair weighted by its ``n``), ``chance`` = the same for random rankings."""
+    used = [r for r in rows if r["n"]]
+    slots = sum(r["n"] for r in used)
+    hits = sum(r["hits"] for r in used)
+    return {"pairs": len(used), "pairs_without_relevant": len(rows) - len(used), "slots": slots, "hits": hits,
+            "rate": hits / slots if slots else None,
+            "chance": sum(r["n"] * r["chance"] for r in used) / slots if slots else None}

@@ -63,11 +63,17 @@ def add_search_parser(sub) -> argparse.ArgumentParser:
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--query", action="append", help="caption (repeatable); needs --ckpt")
     q.add_argument("--keywords", nargs="+", help="keywords, e.g. --keywords run jump")
+    q.add_argument("--pair-rate", nargs="*", metavar="ACTION",
+                   help="measure keyword search: for each pair of these actions (default: all the synthetic "
+                        "generator's actions), the share of the top results whose captions (saved with the index) "
+                        "mention both, against chance")
     p.add_argument("--ckpt", default=None, help="lexical checkpoint whose text branch encodes --query")
     p.add_argument("-k", "--top-k", dest="k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--query-top-k", type=top_k_arg, default=None, help="terms kept per query vector (default all)")
     p.add_argument("--no-coverage", action="store_true",
                    help="rank keyword results by score only (default: motions matching all keywords first)")
+    p.add_argument("--inflect", action="store_true",
+                   help="keywords also match their regular inflections (kick: kicks, kicked, kicking)")
     p.add_argument("--terms", type=int, default=6, help="matched terms shown per hit (default 6)")
     _common(p, batch=False)
     return p

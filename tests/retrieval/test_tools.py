@@ -98,6 +98,17 @@ def test_wordpiece_and_unknown_keywords():
         keyword_query(["xyz"], vocab)
 
 
+def test_inflected_keywords_join_the_keyword_group():
+    vocab = ["[PAD]", "kick", "##s", "kicked", "kicks", "kicking", "sit", "sitting", "sites", "left"]
+    kq = keyword_query(["kick", "sit"], vocab, inflect=True)
+    assert kq.groups == [[1, 3, 4, 5], [6, 7]]  # "sites" is not an inflection of "sit"
+    assert sorted(kq.vector.indices.tolist()) == [1, 3, 4, 5, 6, 7]
+    assert keyword_query(["kick", "sit"], vocab).groups == [[1], [6]]  # the paper's vector: the keywords' own ids
+    # a word that is no whole entry but has inflected entries is not unknown with inflect
+    only_forms = keyword_query(["kick"], ["[PAD]", "kicked"], inflect=True)
+    assert only_forms.groups == [[1]] and not only_forms.unknown
+
+
 def test_search_needs_ckpt_for_captions(built):
     with pytest.raises(SystemExit, match="--ckpt"):
         main(["search", "--index", str(built / "motions.npz"), "--query", "a person walks"])
@@ -141,10 +152,30 @@ def test_keyword_rate_counts_motions_with_both_actions():
             "m3": ["a person sprints and then leaps forward"], "m4": ["a person walks"]}
     index = SparseIndex.from_vectors(docs, keys, vocab=vocab)
     cov = S.keyword_rate(index, caps, [("run", "jump"), ("walk", "jump")], k=10)
-    assert cov[0] == {"keywords": "run jump", "relevant": 2, "n": 2, "rate": 1.0}
+    assert cov[0] == {"keywords": "run jump", "relevant": 2, "n": 2, "hits": 2, "rate": 1.0, "chance": 2 / 5}
     assert cov[1]["rate"] is None and cov[1]["relevant"] == 0
     by_score = S.keyword_rate(index, caps, [("run", "jump")], k=10, coverage=False)
     assert by_score[0]["rate"] == 0.0  # the two single-action motions have the largest scores
+    one = S.keyword_rate(index, caps, [("run", "jump")], k=1, coverage=False)[0]
+    assert (one["n"], one["hits"]) == (1, 0)
+    pooled = S.keyword_summary(cov + by_score + [{**one, "hits": 1}])
+    # slots 2 + 2 + 1, hits 2 + 0 + 1; chance weighted by slots: (2 * 0.4 + 2 * 0.4 + 1 * 0.4) / 5
+    assert pooled == {"pairs": 3, "pairs_without_relevant": 1, "slots": 5, "hits": 3, "rate": 3 / 5,
+                      "chance": pytest.approx(0.4)}
+
+
+def test_pair_rate_cli_equals_keyword_rate_on_the_index(built, capsys):
+    index = load_index(built / "motions.npz")
+    captions = json.loads(S.captions_path(built / "motions.npz").read_text())
+    out = _json(capsys, ["search", "--index", str(built / "motions.npz"), "--pair-rate", "kick", "walk", "jump",
+                         "--inflect", "--json"])
+    ref = S.keyword_rate(index, captions, [("kick", "walk"), ("kick", "jump"), ("walk", "jump")], inflect=True)
+    assert out["pairs"] == ref and out["summary"] == S.keyword_summary(ref)
+    assert out["summary"]["pairs"] + out["summary"]["pairs_without_relevant"] == 3
+    capsys.readouterr()
+    assert main(["search", "--index", str(built / "motions.npz"), "--pair-rate"]) == 0
+    text = capsys.readouterr().out
+    assert "chance" in text and "keyword pairs" in text
 
 
 def test_seismic_backend_through_the_cli(trained_lexical, built, tmp_path, capsys):
@@ -159,3 +190,13 @@ def test_seismic_backend_through_the_cli(trained_lexical, built, tmp_path, capsy
     got = [h["key"] for h in approx["results"][0]["hits"]]
     ref = [h["key"] for h in exact["results"][0]["hits"]]
     assert len(ref) == 10 and len(set(got) & set(ref)) >= 9 and approx["results"][0]["hits"][0]["caption"]
+
+
+def test_keyword_report_equals_pair_rate_of_the_cli_index(trained_lexical, built, capsys):
+    from motion_text.methods.lexical import keyword_report
+    from motion_text.tools.retrieve import split_dataset
+
+    dataset = split_dataset(S.lexical_datamodule(trained_lexical.model, trained_lexical.data), "test")
+    report = keyword_report(trained_lexical.model, dataset, top_k=32, inflect=False)
+    out = _json(capsys, ["search", "--index", str(built / "motions.npz"), "--pair-rate", "--json"])
+    assert report["pairs"] == out["pairs"] and report["summary"] == out["summary"]
