@@ -126,10 +126,12 @@ def _run_index(ns) -> int:
         docs = topk_sparsify_csr(docs, top_k)
     vocab = vocabulary(method.text.tokenizer, docs.shape[1])
     out = Path(ns.out)
+    if ns.seismic and ns.backend != "seismic":
+        raise ValueError("--seismic parameters need --backend seismic")
     if ns.backend == "seismic":
         from motion_text.retrieval.seismic import SeismicSparseIndex
 
-        index = SeismicSparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocab)
+        index = SeismicSparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocab, **dict(ns.seismic))
     else:
         from motion_text.retrieval.sparse import SparseIndex
 
@@ -196,7 +198,7 @@ def _run_search(ns) -> int:
             raise ValueError(f"the checkpoint's vectors have {queries.shape[1]} terms, the index {index.vocab_size}")
         queries = topk_sparsify(queries, ns.query_top_k)
         labels = list(ns.query)
-    res = index.search(queries, ns.k, groups=groups)
+    res = index.search(queries, ns.k, groups=groups, **_search_params(ns, index))
     results = []
     for label, recs in zip(labels, res.records(vocab)):
         for r in recs:
@@ -207,6 +209,22 @@ def _run_search(ns) -> int:
     else:
         _print_hits(results, ns.terms)
     return 0
+
+
+def _search_params(ns, index) -> dict:
+    """``--seismic NAME=VALUE`` search parameters, checked against the backend and Seismic's names."""
+    params = dict(ns.seismic)
+    if not params:
+        return {}
+    if index.backend != "seismic":
+        raise ValueError(f"--seismic parameters need a Seismic index; {ns.index} is {index.backend}")
+    from motion_text.retrieval.seismic import SEARCH_DEFAULTS
+
+    unknown = set(params) - set(SEARCH_DEFAULTS) - {"num_threads"}
+    if unknown:
+        raise ValueError(f"unknown Seismic search parameters {sorted(unknown)}; known: "
+                         f"{sorted(SEARCH_DEFAULTS) + ['num_threads']}")
+    return params
 
 
 def _pair_rate(ns, index, captions: dict[str, list[str]], caps_file: Path) -> int:
@@ -220,7 +238,8 @@ def _pair_rate(ns, index, captions: dict[str, list[str]], caps_file: Path) -> in
     coverage = not ns.no_coverage
     if coverage and index.backend != "exact":
         log.warning("coverage-first ranking needs the exact backend; ranking by score only")
-    rows = keyword_rate(index, captions, list(itertools.combinations(actions, 2)), ns.k, coverage, ns.inflect)
+    rows = keyword_rate(index, captions, list(itertools.combinations(actions, 2)), ns.k, coverage, ns.inflect,
+                        _search_params(ns, index))
     summary = keyword_summary(rows)
     if ns.json:
         sys.stdout.write(json.dumps({"index": str(ns.index), "k": ns.k, "inflect": ns.inflect, "coverage": coverage,
@@ -420,7 +439,7 @@ def _mentions(captions: list[str], action: str) -> bool:
 
 
 def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, coverage: bool = True,
-                 inflect: bool = False) -> list[dict]:
+                 inflect: bool = False, search_params: dict | None = None) -> list[dict]:
     """How often keyword search puts motions related to *all* keywords first.
 
     For each keyword pair (a, b), the relevant motions are those whose captions mention both actions
@@ -428,7 +447,7 @@ def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, cove
     results of the query ``--keywords a b`` and ``rate = hits / n`` (1.0: every motion of both actions that fits is
     ranked first). ``chance = #relevant / N`` is the rate of a random ranking of the ``N`` indexed motions. Pairs
     without a relevant motion are reported with ``rate = None``. ``inflect``: keyword queries with inflections
-    (:func:`~motion_text.retrieval.query.keyword_query`).
+    (:func:`~motion_text.retrieval.query.keyword_query`); ``search_params`` go to ``index.search`` (Seismic's).
     """
     from motion_text.retrieval.query import keyword_query
 
@@ -441,7 +460,8 @@ def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, cove
         if n:
             kq = keyword_query([a, b], index.vocab, inflect=inflect)
             res = index.search(kq.vector, n, with_terms=False,
-                               groups=kq.groups if coverage and index.backend == "exact" else None)
+                               groups=kq.groups if coverage and index.backend == "exact" else None,
+                               **(search_params or {}))
             row["hits"] = sum(key in relevant for key in res.keys[0])
             row["rate"] = row["hits"] / n
         rows.append(row)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["top_k_arg", "add_index_parser", "add_search_parser", "add_sparsity_parser", "add_terms_parser",
+__all__ = ["top_k_arg", "seismic_param", "add_index_parser", "add_search_parser", "add_sparsity_parser", "add_terms_parser",
            "SPARSE_TOOL_NAMES"]
 
 SPARSE_TOOL_NAMES = ("index", "search", "sparsity", "terms")
@@ -22,6 +22,22 @@ def top_k_arg(value: str) -> int | None:
     if k < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {value!r}")
     return k
+
+
+def seismic_param(value: str) -> tuple[str, int | float | bool]:
+    """``--seismic NAME=VALUE``: a Seismic parameter, the value read as an integer, a float or true/false."""
+    name, sep, raw = value.partition("=")
+    if not sep or not name.strip() or not raw.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. n_postings=1000), got {value!r}")
+    raw = raw.strip()
+    if raw.lower() in ("true", "false"):
+        return name.strip(), raw.lower() == "true"
+    for cast in (int, float):
+        try:
+            return name.strip(), cast(raw)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{name}: expected a number or true/false, got {raw!r}")
 
 
 def _common(p: argparse.ArgumentParser, batch: bool = True) -> None:
@@ -47,6 +63,9 @@ def add_index_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=top_k_arg, default=None, help="terms kept per motion vector, or 'all' (default)")
     p.add_argument("--backend", choices=["exact", "seismic"], default="exact",
                    help="exact inverted index (default) or Seismic (pip install motion-text[seismic])")
+    p.add_argument("--seismic", type=seismic_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="Seismic build parameter (repeatable), e.g. --seismic n_postings=500 --seismic "
+                        "summary_energy=0.4 (defaults: n_postings=3000 centroid_fraction=0.2 summary_energy=0.5)")
     p.add_argument("--export", default=None, metavar="JSONL",
                    help="also write the documents as {term: weight} JSON Lines (OpenSearch / Elasticsearch)")
     _common(p)
@@ -72,6 +91,9 @@ def add_search_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--query-top-k", type=top_k_arg, default=None, help="terms kept per query vector (default all)")
     p.add_argument("--no-coverage", action="store_true",
                    help="rank keyword results by score only (default: motions matching all keywords first)")
+    p.add_argument("--seismic", type=seismic_param, action="append", default=[], metavar="NAME=VALUE",
+                   help="Seismic search parameter (repeatable): query_cut (10), heap_factor (0.8), sorted (false), "
+                        "num_threads (1)")
     p.add_argument("--inflect", action="store_true",
                    help="keywords also match their regular inflections (kick: kicks, kicked, kicking)")
     p.add_argument("--terms", type=int, default=6, help="matched terms shown per hit (default 6)")

@@ -1,5 +1,6 @@
 """``motion-text index`` / ``search`` / ``sparsity`` end to end on a tiny lexical checkpoint."""
 
+import argparse
 import csv
 import json
 
@@ -190,6 +191,31 @@ def test_seismic_backend_through_the_cli(trained_lexical, built, tmp_path, capsy
     got = [h["key"] for h in approx["results"][0]["hits"]]
     ref = [h["key"] for h in exact["results"][0]["hits"]]
     assert len(ref) == 10 and len(set(got) & set(ref)) >= 9 and approx["results"][0]["hits"][0]["caption"]
+    # parameters from the command line: a build that keeps at most 2 postings per term (n_postings is the mean list
+    # length, max_fraction the cap relative to it), and a search visiting 1 query term
+    assert main(["index", "--ckpt", trained_lexical.ckpt, "--data", trained_lexical.data, "--out",
+                 str(tmp_path / "seis2"), "--top-k", "32", "--backend", "seismic", "--quiet",
+                 "--seismic", "n_postings=2", "--seismic", "max_fraction=1", "--seismic", "summary_energy=0.3"]) == 0
+    small = load_index(tmp_path / "seis2")
+    assert small.build_params["n_postings"] == 2 and small.build_params["summary_energy"] == 0.3
+    narrow = _json(capsys, ["search", "--index", str(tmp_path / "seis2"), "--keywords", word, "--json",
+                            "--seismic", "query_cut=1", "--seismic", "heap_factor=1.0"])
+    assert 1 <= len(narrow["results"][0]["hits"]) <= 2  # only the 2 postings kept for the term can be found
+    with pytest.raises(SystemExit, match="unknown Seismic search parameters"):
+        main(["search", "--index", str(tmp_path / "seis2"), "--keywords", word, "--seismic", "cut=1"])
+    with pytest.raises(SystemExit, match="need a Seismic index"):
+        main(["search", "--index", str(built / "motions.npz"), "--keywords", word, "--seismic", "query_cut=1"])
+
+
+def test_seismic_param_values():
+    from motion_text.tools.sparse_args import seismic_param
+
+    assert seismic_param("n_postings=500") == ("n_postings", 500)
+    assert seismic_param(" heap_factor = 0.7") == ("heap_factor", 0.7)
+    assert seismic_param("sorted=True") == ("sorted", True)
+    for bad in ("n_postings", "=3", "query_cut=many"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            seismic_param(bad)
 
 
 def test_keyword_report_equals_pair_rate_of_the_cli_index(trained_lexical, built, capsys):
