@@ -42,12 +42,12 @@ from motion_text.data.skeleton import get_skeleton
 from motion_text.losses.contrastive import info_nce
 from motion_text.losses.sparsity import flops, l0
 from motion_text.methods.retrieval import RetrievalMethod
-from motion_text.retrieval.query import inflections
 from motion_text.models.encoders.spatiotemporal import SpatioTemporalEncoder
 from motion_text.models.encoders.text import MaskedLMTextEncoder
 from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_loss
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
+from motion_text.retrieval.query import inflections
 
 __all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "keyword_report", "run_chain",
            "term_report", "term_reports", "top_term_rates"]

@@ -13,9 +13,14 @@ from torch import nn
 from motion_text.models.layers import (
     MLP,
     DropPath,
+    Dropout,
     PreNormBlock,
     SinusoidalPositionalEncoding,
+    TransformerEncoderLayer,
+    attention,
     autocast_safe_fastpath,
+    dropout,
+    dropout_keep_probability,
     lengths_to_mask,
     sinusoidal_table,
 )
@@ -180,3 +185,83 @@ def test_autocast_safe_fastpath_only_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16), autocast_safe_fastpath("cpu"):
         assert not torch.backends.mha.get_fastpath_enabled()
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+# ---- dropout with fast CPU masks ---------------------------------------------------------------------------------
+def test_dropout_mask_statistics_scale_and_gradient():
+    x = torch.randn(400, 500, requires_grad=True)
+    torch.manual_seed(0)
+    y = dropout(x, 0.1)
+    keep = dropout_keep_probability(0.1)
+    assert keep == 1 - 6554 / 65536 and abs(keep - 0.9) < 1e-5
+    kept = y != 0
+    # each element kept or zeroed; kept ones scaled by exactly 1 / keep
+    torch.testing.assert_close(y[kept], (x * (1 / keep))[kept].float(), rtol=1e-6, atol=0)
+    n = x.numel()
+    rate = kept.double().mean().item()
+    assert abs(rate - keep) < 5 * math.sqrt(keep * (1 - keep) / n)  # 5 binomial standard deviations
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / keep)  # d y / d x = mask / keep
+    # independent over elements: neighbours' keep indicators are uncorrelated
+    k = kept.flatten().double()
+    corr = torch.corrcoef(torch.stack([k[:-1], k[1:]]))[0, 1].item()
+    assert abs(corr) < 5 / math.sqrt(n)
+
+
+def test_dropout_reproducible_under_manual_seed_and_fresh_per_call():
+    x = torch.ones(64, 64)
+    torch.manual_seed(3)
+    a, b = dropout(x, 0.5), dropout(x, 0.5)
+    torch.manual_seed(3)
+    assert torch.equal(dropout(x, 0.5), a) and not torch.equal(a, b)
+
+
+def test_dropout_identity_cases_and_errors():
+    x = torch.randn(8, 9)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
+    assert dropout(x.bfloat16(), 0.2).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="probability"):
+        dropout(x, 1.5)
+    module = Dropout(0.25)
+    assert isinstance(module, nn.Dropout) and module.state_dict() == {}
+    assert module.eval()(x) is x
+
+
+def test_attention_cpu_dropout_path_equals_sdpa_when_nothing_is_dropped():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    valid = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    valid[1, ..., 5:] = False
+    additive = torch.randn(7, 7, generator=g, dtype=torch.float64)
+    tiny = 1e-6  # > 0 takes the explicit path; rounds to a drop probability of 0, so nothing is dropped
+    assert dropout_keep_probability(tiny) == 1.0
+    for mask in (None, valid, additive):
+        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        torch.testing.assert_close(attention(q, k, v, mask, tiny), ref)
+    # with dropout the weights of each row are dropped and rescaled: the output is a reweighted mix of v
+    torch.manual_seed(0)
+    out = attention(q, k, v, valid, 0.5)
+    assert out.shape == q.shape and not torch.allclose(out, F.scaled_dot_product_attention(q, k, v, attn_mask=valid))
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_transformer_layer_matches_pytorch_layer(batch_first):
+    torch.manual_seed(0)
+    kw = dict(d_model=16, nhead=4, dim_feedforward=32, activation="gelu", batch_first=batch_first)
+    ours = TransformerEncoderLayer(dropout=1e-6, **kw).double().train()
+    ref = nn.TransformerEncoderLayer(dropout=0.0, **kw).double().train()
+    assert ours.load_state_dict(ref.state_dict()) is not None and ours.state_dict().keys() == ref.state_dict().keys()
+    x = torch.randn(3, 6, 16, dtype=torch.float64, requires_grad=True)
+    xin = x if batch_first else x.transpose(0, 1)
+    pad = torch.zeros(3, 6, dtype=torch.bool)
+    pad[1, 4:] = True
+    causal = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)  # True = not allowed
+    for kwargs in ({}, {"src_key_padding_mask": pad}, {"src_key_padding_mask": pad, "src_mask": causal}):
+        out, want = ours(xin, **kwargs), ref(xin, **kwargs)
+        torch.testing.assert_close(out, want)
+        g_ours = torch.autograd.grad(out.square().sum(), x)[0]
+        g_ref = torch.autograd.grad(want.square().sum(), x)[0]
+        torch.testing.assert_close(g_ours, g_ref)
+    # eval mode is PyTorch's own path
+    torch.testing.assert_close(ours.eval()(xin, src_key_padding_mask=pad), ref.eval()(xin, src_key_padding_mask=pad))

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
+from motion_text.models.layers import Dropout, attention
+
 __all__ = ["SpatioTemporalEncoder", "masked_temporal_pool"]
 
 
@@ -38,9 +40,7 @@ class _Attention(nn.Module):
         """x (N, S, C), key_mask (N, S) bool -> (N, S, C)."""
         q, k, v = rearrange(self.qkv(x), "n s (three h d) -> three n h s d", three=3, h=self.num_heads)
         attn_mask = None if key_mask is None else rearrange(key_mask, "n s -> n 1 1 s")
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        out = attention(q, k, v, attn_mask, self.dropout if self.training else 0.0)
         return self.proj(rearrange(out, "n h s d -> n s (h d)"))
 
 
@@ -58,11 +58,11 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(dim, hidden),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(hidden, dim),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor, frame_mask: Tensor) -> Tensor:
         """x (B, T, J, C), frame_mask (B, T) bool (True = valid key) -> (B, T, J, C)."""
@@ -182,7 +182,7 @@ class SpatioTemporalEncoder(nn.Module):
         self.time_embed = nn.Parameter(torch.zeros(1, max_len, 1, dim))  # P^T, broadcast over b, j
         nn.init.trunc_normal_(self.joint_embed, std=0.02)
         nn.init.trunc_normal_(self.time_embed, std=0.02)
-        self.embed_drop = nn.Dropout(dropout)
+        self.embed_drop = Dropout(dropout)
         self.blocks = nn.ModuleList(_Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.output_proj = nn.Linear(dim, out_dim)
