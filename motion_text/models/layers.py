@@ -104,10 +104,16 @@ def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, 
     if dropout_p == 0.0 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # b h n m
-    if attn_mask is not None:
-        scores = (scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool
-                  else scores + attn_mask)
-    return dropout(scores.softmax(dim=-1), dropout_p) @ v
+    if attn_mask is None:
+        return dropout(scores.softmax(dim=-1), dropout_p) @ v
+    if attn_mask.dtype == torch.bool:
+        scores, dead = scores.masked_fill(~attn_mask, float("-inf")), ~attn_mask.any(-1, keepdim=True)
+    else:
+        scores, dead = scores + attn_mask, torch.isneginf(attn_mask).all(-1, keepdim=True)
+    weights = scores.softmax(dim=-1)
+    if bool(dead.any()):  # a query with every key masked attends to nothing (0), as PyTorch's kernel
+        weights = weights.masked_fill(dead, 0.0)
+    return dropout(weights, dropout_p) @ v
 
 
 class TransformerEncoderLayer(nn.TransformerEncoderLayer):

@@ -239,6 +239,15 @@ def test_attention_cpu_dropout_path_equals_sdpa_when_nothing_is_dropped():
     for mask in (None, valid, additive):
         ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         torch.testing.assert_close(attention(q, k, v, mask, tiny), ref)
+    # a query whose keys are all masked gets 0, as from PyTorch's kernel (not NaN), with finite gradients
+    dead = valid.expand(2, 3, 7, 7).clone()
+    dead[0, :, 2] = False
+    qg = q.clone().requires_grad_(True)
+    out = attention(qg, k, v, dead, tiny)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=dead))
+    assert (out[0, :, 2] == 0).all() and torch.isfinite(torch.autograd.grad(out.sum(), qg)[0]).all()
+    blocked = torch.where(dead, 0.0, float("-inf")).double()
+    torch.testing.assert_close(attention(q, k, v, blocked, tiny), out.detach())
     # with dropout the weights of each row are dropped and rescaled: the output is a reweighted mix of v
     torch.manual_seed(0)
     out = attention(q, k, v, valid, 0.5)
