@@ -12,8 +12,8 @@ from torch import nn
 
 from motion_text.models.layers import (
     MLP,
-    DropPath,
     Dropout,
+    DropPath,
     PreNormBlock,
     SinusoidalPositionalEncoding,
     TransformerEncoderLayer,
