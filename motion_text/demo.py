@@ -6,8 +6,9 @@ small TMR of ``tmr_demo.yaml``, tests the best checkpoint and prints the protoco
 ``python -m motion_text.demo lexical``: the four ``lexical_phase{1..4}_synthetic.yaml`` phases in a row on the same set
 (:func:`motion_text.methods.lexical.run_chain`), then lexical retrieval (p_t . p_m) on the test split and, for "kick"
 and seven other action words, how often the word (and, separately, its regular inflections) is among the top-10 terms
-of p_m for the motions whose captions contain it, and how many of a motion's own caption words are among them
-against other motions' captions.
+of p_m for the motions whose captions contain it, how many of a motion's own caption words are among them
+against other motions' captions, and how often keyword search (``--keywords a b --inflect``) puts motions of both
+actions first (:func:`motion_text.methods.lexical.keyword_report`).
 """
 
 from __future__ import annotations
