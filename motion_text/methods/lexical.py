@@ -466,12 +466,17 @@ def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k
     import itertools
 
     from motion_text.retrieval.sparse import SparseIndex, topk_sparsify_csr, vocabulary
-    from motion_text.tools.sparse import ACTION_WORDS, encode_split, keyword_rate, keyword_summary
+    from motion_text.tools.sparse import (
+        ACTION_WORDS,
+        encode_split,
+        keyword_rate,
+        keyword_summary,
+        split_captions,
+    )
 
     docs, keys = encode_split(model, dataset, quiet=True)
     if top_k is not None:
         docs = topk_sparsify_csr(docs, top_k)
     index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.text.tokenizer, docs.shape[1]))
-    captions = {dataset.item(i).key: list(dataset.item(i).captions) for i in range(len(dataset))}
-    rows = keyword_rate(index, captions, list(itertools.combinations(ACTION_WORDS, 2)), k, inflect=inflect)
+    rows = keyword_rate(index, split_captions(dataset), list(itertools.combinations(ACTION_WORDS, 2)), k, inflect=inflect)
     return {"summary": keyword_summary(rows), "pairs": rows}

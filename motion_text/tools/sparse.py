@@ -38,8 +38,9 @@ from motion_text.retrieval.sparse import (
 )
 from motion_text.tools.retrieve import load_datamodule, load_method, progress_bar, split_dataset
 
-__all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "captions_path", "run_index", "run_search",
-           "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "keyword_summary", "ACTION_WORDS"]
+__all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "split_captions", "captions_path", "run_index",
+           "run_search", "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "keyword_summary",
+           "ACTION_WORDS"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,11 @@ def encode_split(method, dataset, batch_size: int = 64, num_workers: int = 0, qu
     return sp.vstack(parts, format="csr"), keys
 
 
+def split_captions(dataset) -> dict[str, list[str]]:
+    """Key id -> captions of every item of an evaluation dataset (what ``index`` saves beside the index)."""
+    return {dataset.item(i).key: list(dataset.item(i).captions) for i in range(len(dataset))}
+
+
 def captions_path(index_path: str | Path) -> Path:
     """The side file ``<index>.captions.json`` (key id -> captions) written by ``index``."""
     p = Path(index_path)
@@ -137,8 +143,7 @@ def _run_index(ns) -> int:
 
         index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocab)
     written = index.save(out)
-    caps = {dataset.item(i).key: list(dataset.item(i).captions) for i in range(len(dataset))}
-    captions_path(written).write_text(json.dumps(caps))
+    captions_path(written).write_text(json.dumps(split_captions(dataset)))
     if ns.export:
         from motion_text.retrieval.query import export_documents
 
