@@ -139,15 +139,14 @@ class TransformerEncoderLayer(nn.TransformerEncoderLayer):
         b, n, _ = x.shape
         q, k, v = rearrange(F.linear(x, mha.in_proj_weight, mha.in_proj_bias), "b n (three h c) -> three b h n c",
                             three=3, h=mha.num_heads)
-        mask = None
-        if key_padding_mask is not None:  # True = padding -> boolean "attend" mask (b 1 1 n)
-            mask = (~key_padding_mask.bool() if key_padding_mask.dtype == torch.bool
-                    else key_padding_mask.to(q.dtype))[:, None, None, :]
-        if attn_mask is not None or is_causal:
-            am = (torch.ones(n, n, dtype=torch.bool, device=x.device).tril() if attn_mask is None
-                  else (~attn_mask if attn_mask.dtype == torch.bool else attn_mask.to(q.dtype)))
-            mask = am if mask is None else (mask & am if mask.dtype == am.dtype == torch.bool
-                                            else _additive(mask, q.dtype) + _additive(am, q.dtype))
+        mask = None  # additive (0 / -inf), PyTorch's conventions: a boolean mask is True where attention is barred
+        if key_padding_mask is not None:
+            mask = _additive(key_padding_mask, q.dtype)[:, None, None, :]  # b 1 1 n
+        if attn_mask is None and is_causal:
+            attn_mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+        if attn_mask is not None:
+            am = _additive(attn_mask, q.dtype)
+            mask = am if mask is None else mask + am
         out = mha.out_proj(rearrange(attention(q, k, v, mask, mha.dropout), "b h n c -> b n (h c)"))
         if not mha.batch_first:
             out = out.transpose(0, 1)
@@ -155,10 +154,10 @@ class TransformerEncoderLayer(nn.TransformerEncoderLayer):
 
 
 def _additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """A boolean "attend" mask as an additive one (0 / -inf); additive masks unchanged."""
+    """A mask in ``nn.MultiheadAttention``'s convention (boolean: True = barred; float: added) as an additive one."""
     if mask.dtype != torch.bool:
         return mask.to(dtype)
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
 
 
 def lengths_to_mask(lengths: Tensor | Sequence[int], max_len: int | None = None) -> Tensor:
