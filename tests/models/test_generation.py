@@ -60,5 +60,40 @@ def test_generate_picks_the_most_confident_length_and_collapses_repeats():
         generate_captions(dec, torch.rand(1, V), torch.zeros(V, 4), Tok(), lengths=[])
 
 
+class LengthDecoder(FixedDecoder):
+    """FixedDecoder with a length classifier: row i proposes ``proposals[i]``."""
+
+    def __init__(self, proposals, trained=True, **kwargs):
+        super().__init__(**kwargs)
+        self.proposals = torch.tensor(proposals)
+        self.length_updates = torch.tensor(int(trained))
+
+    def predict_lengths(self, p, we, beam=3):
+        return self.proposals[:, :beam]
+
+
+def test_generate_uses_each_rows_predicted_lengths():
+    # target length 5 is the confident one; row 0 proposes it, row 1 does not (its best among 2, 3 wins)
+    dec = LengthDecoder([[5, 2, 7], [2, 3, 4]], target=[5, 6, 6, 7, 8], good_len=5)
+    caps = generate_captions(dec, torch.rand(2, V), torch.zeros(V, 4), Tok(), iterations=1)
+    assert caps[0] == "a person walks forward"
+    # row 1: its lengths 2, 3, 4 score alike (logit 1 on the target everywhere); the first (shortest) is kept
+    assert caps[1] == "a person"
+    decoded = sorted((c.shape[1] - 2, c.shape[0]) for c in dec.calls)  # (length, rows) per mask-predict call
+    assert decoded == [(2, 2), (3, 1), (4, 1), (5, 1), (7, 1)]  # each length once, only for the rows proposing it
+    # beam 1: the most likely length only
+    dec.calls.clear()
+    generate_captions(dec, torch.rand(2, V), torch.zeros(V, 4), Tok(), iterations=1, length_beam=1)
+    assert sorted(c.shape[1] - 2 for c in dec.calls) == [2, 5]
+
+
+def test_generate_falls_back_to_a_length_scan_without_a_trained_length_head(caplog):
+    dec = LengthDecoder([[2, 3, 4]], trained=False, target=[5, 6, 6, 7, 8], good_len=5)
+    caps = generate_captions(dec, torch.rand(1, V), torch.zeros(V, 4), Tok(), iterations=1)
+    assert caps == ["a person walks forward"]  # length 5 is in the fallback scan 4..15
+    assert "never trained" in caplog.text
+    assert sorted(c.shape[1] - 2 for c in dec.calls) == list(range(4, 16))
+
+
 def test_collapse_repeats():
     assert collapse_repeats("a a person walks walks forward a") == "a person walks forward a"

@@ -205,6 +205,41 @@ def test_bottleneck_depends_on_p_and_ignores_padding():
     torch.testing.assert_close(c[:, :6], a, atol=1e-5, rtol=1e-5)
 
 
+def test_length_head_trains_only_itself_and_learns_lengths():
+    """The length classifier reads sg(E_cbow): no gradient reaches p or the decoder's other parameters; a few Adam
+    steps on vectors whose active word decides the length make it predict every length exactly; updates are counted
+    in training mode only."""
+    dec = make_decoder()
+    g = torch.Generator().manual_seed(9)
+    w_te = torch.randn(V, H, generator=g)
+    lengths = torch.tensor([2, 5, 9, 13])
+    p = torch.zeros(4, V)
+    p[torch.arange(4), torch.tensor([10, 20, 30, 40])] = 2.0  # one active word per length
+    p.requires_grad_(True)
+    loss = dec.length_loss(p, w_te, lengths)
+    loss.backward()
+    assert p.grad is None
+    assert all(q.grad is None for n, q in dec.named_parameters() if not n.startswith("length_head"))
+    assert all(q.grad is not None for q in dec.length_head.parameters())
+    expected = torch.nn.functional.cross_entropy(dec.length_logits(p, w_te), lengths)
+    assert math.isclose(loss.item(), expected.item(), rel_tol=1e-6)
+    opt = torch.optim.Adam(dec.length_head.parameters(), lr=0.05)
+    for _ in range(100):
+        opt.zero_grad()
+        dec.length_loss(p, w_te, lengths).backward()
+        opt.step()
+    assert int(dec.length_updates) == 101
+    dec.eval()
+    top = dec.predict_lengths(p, w_te, beam=3)
+    assert top.shape == (4, 3) and top[:, 0].tolist() == lengths.tolist()
+    dec.length_loss(p, w_te, lengths)
+    assert int(dec.length_updates) == 101  # eval mode: not counted
+    assert "length_updates" in dec.state_dict()
+    assert dec.predict_lengths(p, w_te, beam=3, min_length=6).min() >= 6
+    with pytest.raises(ValueError, match="lengths"):
+        dec.length_loss(p, w_te, lengths[:2])
+
+
 def test_masked_loss_equals_manual_cross_entropy():
     dec = make_decoder()
     g = torch.Generator().manual_seed(8)

@@ -13,14 +13,15 @@ from motion_text.tools.caption import random_caption_baseline
 from .conftest import tiny_lexical
 
 
-def test_predict_writes_captions_and_metrics(trained_lexical, tmp_path):
+@pytest.mark.parametrize("lengths", [[3, 6], None])
+def test_predict_writes_captions_and_metrics(trained_lexical, tmp_path, lengths):
     model = tiny_lexical(trained_lexical.bert, phase=3, init_from=[{"ckpt": trained_lexical.ckpt}])
     cfg = {"seed_everything": 0, "model": model,
            "data": {"datasets": [{"name": "humanml3d", "root": str(trained_lexical.root)}], "batch_size": 16,
                     "num_workers": 0, "max_len": 24, "joints": True, "predict_split": "test"},
            "trainer": {"logger": False, "enable_progress_bar": False, "default_root_dir": str(tmp_path),
                        "callbacks": [{"class_path": "motion_text.tools.caption.CaptionWriter",
-                                      "init_args": {"output": "caps.json", "lengths": [3, 6], "iterations": 2,
+                                      "init_args": {"output": "caps.json", "lengths": lengths, "iterations": 2,
                                                     "bertscore_model": None}}]}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     main(["predict", "--config", str(tmp_path / "c.yaml")])
@@ -30,7 +31,10 @@ def test_predict_writes_captions_and_metrics(trained_lexical, tmp_path):
     caps = [out["captions"][k]["caption"] for k in keys]
     refs = [out["captions"][k]["references"] for k in keys]
     assert all(isinstance(c, str) and c for c in caps) and all(refs)
-    assert all(1 <= len(c.split()) <= 6 for c in caps)
+    if lengths:
+        assert all(1 <= len(c.split()) <= 6 for c in caps)
+    else:  # the decoder's length classifier (trained in phase 1) proposes each motion's lengths
+        assert out["settings"]["lengths"] == "predicted (top 3)"
     assert out["metrics"] == pytest.approx(caption_metrics(caps, refs, None))
     assert out["random_caption_baseline"] == pytest.approx(
         caption_metrics(random_caption_baseline(refs, 0), refs, None))

@@ -21,6 +21,13 @@ softmax to p (inactive words then share the remaining mass); ``"none"`` is Eq. 4
 input [E_cbow; word embeddings of the masked caption] plus learnable positions then goes through a
 LayerNorm, as in BERT's embedding layer. LexMAE puts the bottleneck in the [CLS] slot; here it is
 prepended as an extra first token and its output slot is dropped.
+
+Caption length. At 100 % masking the decoder is a non-autoregressive captioner (Sec. 3.2.3) and needs the caption
+length in advance. As in Mask-Predict (Ghazvininejad et al., EMNLP 2019, Sec. 3), a length classifier predicts it,
+here from E_cbow alone: ``length_head`` reads ``sg(E_cbow)`` and is trained with cross-entropy on the number of content
+tokens (:meth:`BottleneckDecoder.length_loss`). Its input is detached, so it adds nothing to the gradients of p, the
+encoders or the decoder: the paper's objective (Eq. 5, 7, 8) is unchanged. ``length_updates`` counts its training
+steps (a checkpoint whose length head was never trained is detectable).
 """
 
 from __future__ import annotations
@@ -122,6 +129,9 @@ class BottleneckDecoder(nn.Module):
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.norm_out = nn.LayerNorm(hidden_size)
         self.lm_head = lm_head
+        # caption length (content tokens, 0 .. max_len) from sg(E_cbow); see the module docstring
+        self.length_head = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, max_len + 1))
+        self.register_buffer("length_updates", torch.zeros((), dtype=torch.long))
 
     def cbow(self, p: Tensor, word_embeddings: Tensor) -> Tensor:
         """Eq. 4: E_cbow (B, d) = normalise(p) (B, |V|) @ sg(W^(te)) (|V|, d); no gradient reaches W^(te)."""
@@ -185,6 +195,26 @@ class BottleneckDecoder(nn.Module):
         x = self.layers(x, src_key_padding_mask=~valid)
         x = self.norm_out(x[:, 1:])  # b l d
         return self.lm_head(x if select is None else x[select])
+
+    def length_logits(self, p: Tensor, word_embeddings: Tensor) -> Tensor:
+        """(B, max_len + 1) logits of the caption's content length, from sg(E_cbow) of p (B, |V|)."""
+        return self.length_head(self.cbow(p.detach(), word_embeddings).detach())
+
+    def length_loss(self, p: Tensor, word_embeddings: Tensor, lengths: Tensor) -> Tensor:
+        """Cross-entropy of the length classifier against ``lengths`` (B,) content tokens per caption (clipped to
+        ``max_len``); trains ``length_head`` only. Counts an update in ``length_updates`` in training mode."""
+        if lengths.shape != p.shape[:1]:
+            raise ValueError(f"lengths must be (B,) = {tuple(p.shape[:1])}, got {tuple(lengths.shape)}")
+        if self.training:
+            self.length_updates += 1
+        logits = self.length_logits(p, word_embeddings).float()
+        return F.cross_entropy(logits, lengths.long().clamp(0, self.max_len))
+
+    def predict_lengths(self, p: Tensor, word_embeddings: Tensor, beam: int = 3, min_length: int = 1) -> Tensor:
+        """(B, beam) long: the ``beam`` most likely caption lengths (>= ``min_length``), most likely first."""
+        logits = self.length_logits(p, word_embeddings).float()
+        logits[:, :min_length] = float("-inf")
+        return logits.topk(min(beam, logits.shape[1] - min_length), dim=1).indices
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy on the masked positions (second term of Eq. 5, first term of Eq. 7)."""

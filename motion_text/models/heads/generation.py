@@ -7,25 +7,34 @@ length and benefits from refinement; :func:`generate_captions` uses mask-predict
 Parallel Decoding of Conditional Masked Language Models", EMNLP 2019), which fits the decoder's training: the
 curriculum of LexMMM trains it on 40 % .. 100 % masked captions.
 
-For each candidate length L (``lengths``) and each motion:
+Candidate lengths: as in Mask-Predict, the decoder's length classifier (``BottleneckDecoder.predict_lengths``, trained
+on sg(E_cbow)) proposes the ``length_beam`` most likely lengths of each motion; an explicit ``lengths`` list instead
+tries the same lengths for every motion (a decoder whose length head was never trained falls back to 4 .. 15 with a
+warning). For each candidate length L and each motion:
 
 1. start from ``[CLS] [MASK] x L [SEP]``; predict all positions (special tokens excluded from the output);
 2. for iterations t = 1 .. T-1, re-mask the ``floor(L (T - t) / T)`` least confident predicted tokens and predict
    them again, keeping the others;
 3. score the candidate by the mean log-probability of its tokens (length-normalised).
 
-The caption of a motion is its best-scoring candidate, decoded with the tokenizer (WordPiece pieces merged); adjacent
+The caption of a motion is its best-scoring candidate (Mask-Predict's rule among its length candidates), decoded with the tokenizer (WordPiece pieces merged); adjacent
 repeated words, the typical artefact of parallel decoding, are collapsed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 __all__ = ["mask_predict", "generate_captions", "collapse_repeats"]
+
+log = logging.getLogger(__name__)
+
+#: lengths tried for every motion when the decoder has no trained length classifier
+FALLBACK_LENGTHS = tuple(range(4, 16))
 
 
 @torch.no_grad()
@@ -93,24 +102,37 @@ def collapse_repeats(words: str) -> str:
 
 
 @torch.no_grad()
-def generate_captions(decoder, p: Tensor, word_embeddings: Tensor, tokenizer, lengths: Sequence[int] = range(4, 16),
-                      iterations: int = 4) -> list[str]:
+def generate_captions(decoder, p: Tensor, word_embeddings: Tensor, tokenizer, lengths: Sequence[int] | None = None,
+                      iterations: int = 4, length_beam: int = 3) -> list[str]:
     """Captions of lexical vectors ``p`` (B, V): mask-predict for every candidate length, best mean log-probability.
 
-    ``tokenizer``: the language model's Hugging Face tokenizer (special ids and decoding).
+    ``tokenizer``: the language model's Hugging Face tokenizer (special ids and decoding). ``lengths=None``: each
+    motion's ``length_beam`` most likely lengths from the decoder's length classifier (Mask-Predict); a list: these
+    lengths for every motion.
     """
-    lengths = [int(x) for x in lengths]
-    if not lengths or min(lengths) < 1:
-        raise ValueError(f"lengths must be positive integers, got {lengths}")
+    b = p.shape[0]
+    if lengths is None:
+        if int(getattr(decoder, "length_updates", 0)) > 0:
+            candidates = decoder.predict_lengths(p, word_embeddings, beam=length_beam)  # b beam
+        else:
+            log.warning("the decoder's length classifier was never trained (a checkpoint from before it existed?): "
+                        "trying lengths %d..%d for every caption", FALLBACK_LENGTHS[0], FALLBACK_LENGTHS[-1])
+            lengths = FALLBACK_LENGTHS
+    if lengths is not None:
+        lengths = [int(x) for x in lengths]
+        if not lengths or min(lengths) < 1:
+            raise ValueError(f"lengths must be positive integers, got {lengths}")
+        candidates = torch.tensor(lengths, device=p.device).expand(b, -1)
     special = sorted(set(int(i) for i in tokenizer.all_special_ids))
-    best_score = torch.full((p.shape[0],), float("-inf"), device=p.device)
-    best_ids: list[list[int]] = [[] for _ in range(p.shape[0])]
-    for length in lengths:
-        ids, score = mask_predict(decoder, p, word_embeddings, length, cls_id=tokenizer.cls_token_id,
+    best_score = torch.full((b,), float("-inf"), device=p.device)
+    best_ids: list[list[int]] = [[] for _ in range(b)]
+    for length in sorted(set(candidates.flatten().tolist())):
+        rows = (candidates == length).any(1).nonzero().flatten()  # motions with this candidate length
+        ids, score = mask_predict(decoder, p[rows], word_embeddings, length, cls_id=tokenizer.cls_token_id,
                                   sep_id=tokenizer.sep_token_id, mask_id=tokenizer.mask_token_id, banned=special,
                                   iterations=iterations)
-        better = score > best_score
-        best_score = torch.where(better, score, best_score)
-        for i in better.nonzero().flatten().tolist():
-            best_ids[i] = ids[i].tolist()
+        for r, i in enumerate(rows.tolist()):
+            if score[r] > best_score[i]:
+                best_score[i] = score[r]
+                best_ids[i] = ids[r].tolist()
     return [collapse_repeats(tokenizer.decode(ids, skip_special_tokens=True)) for ids in best_ids]
