@@ -7,8 +7,9 @@ small TMR of ``tmr_demo.yaml``, tests the best checkpoint and prints the protoco
 (:func:`motion_text.methods.lexical.run_chain`), then lexical retrieval (p_t . p_m) on the test split and, for "kick"
 and seven other action words, how often the word (and, separately, its regular inflections) is among the top-10 terms
 of p_m for the motions whose captions contain it, how many of a motion's own caption words are among them
-against other motions' captions, and how often keyword search (``--keywords a b --inflect``) puts motions of both
-actions first (:func:`motion_text.methods.lexical.keyword_report`).
+against other motions' captions, how often keyword search (``--keywords a b --inflect``) puts motions of both
+actions first (:func:`motion_text.methods.lexical.keyword_report`), and captions of the test motions with their
+metrics against a random-caption baseline (``lexical_caption_synthetic.yaml``).
 """
 
 from __future__ import annotations

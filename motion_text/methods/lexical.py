@@ -418,7 +418,8 @@ def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 
 
 
 def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "punch", "wave", "sit", "turn")) -> dict:
-    """Run the four phases in sequence through the CLI (``make lexical-demo``), then test phase 4.
+    """Run the four phases in sequence through the CLI (``make lexical-demo``), then test phase 4 and caption the test
+    motions with it (``lexical_caption{suffix}.yaml``).
 
     Prints the lexical retrieval table of the test split (p_t . p_m, TMR's protocols) and, for each of ``words``, how
     often its terms are among the top-10 terms of p_m for test motions whose captions contain it, against the other
@@ -458,8 +459,14 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
           f"{s['slots']} top results mention both actions ({100 * s['rate']:.1f} %, chance {100 * s['chance']:.1f} %) "
           f"over {s['pairs']} pairs; best: " + ", ".join(
               f"{r['keywords']} {r['hits']}/{r['n']}" for r in sorted(keywords["pairs"], key=lambda r: -r["hits"])[:4]))
+    from motion_text.tools.caption import CaptionWriter
+
+    cap = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
+                  args=_resolve_config_args(["--config", f"lexical_caption{suffix}.yaml"]))
+    cap.trainer.predict(cap.model, cap.datamodule, return_predictions=False)  # prints the captioning metrics
+    captions = next(c.result for c in cap.trainer.callbacks if isinstance(c, CaptionWriter))
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
-    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords}
+    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions}
 
 
 def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
