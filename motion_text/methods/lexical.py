@@ -459,12 +459,21 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
           f"{s['slots']} top results mention both actions ({100 * s['rate']:.1f} %, chance {100 * s['chance']:.1f} %) "
           f"over {s['pairs']} pairs; best: " + ", ".join(
               f"{r['keywords']} {r['hits']}/{r['n']}" for r in sorted(keywords["pairs"], key=lambda r: -r["hits"])[:4]))
-    from motion_text.tools.caption import CaptionWriter
+    from motion_text.tools.caption import CaptionWriter, action_agreement, random_caption_baseline
 
     cap = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
                   args=_resolve_config_args(["--config", f"lexical_caption{suffix}.yaml"]))
     cap.trainer.predict(cap.model, cap.datamodule, return_predictions=False)  # prints the captioning metrics
     captions = next(c.result for c in cap.trainer.callbacks if isinstance(c, CaptionWriter))
+    items = list(captions["captions"].values())
+    refs = [c["references"] for c in items]
+    agree = {"model": action_agreement([c["caption"] for c in items], refs),
+             "random": action_agreement(random_caption_baseline(refs), refs)}
+    print(f"captions naming an action of their motion's references: {100 * agree['model']['named']:.1f} % of "
+          f"{len(items)} (precision {agree['model']['precision']:.2f}), random captions "
+          f"{100 * agree['random']['named']:.1f} % (precision {agree['random']['precision']:.2f}); "
+          f"{len(set(c['caption'] for c in items))} distinct captions")
+    captions["actions"] = agree
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
     return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions}
 

@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.utilities import rank_zero_info
 
-__all__ = ["CaptionWriter", "random_caption_baseline"]
+__all__ = ["CaptionWriter", "action_agreement", "random_caption_baseline"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,30 @@ def random_caption_baseline(refs: list[list[str]], seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     other = (np.arange(n) + rng.integers(1, n, size=n)) % n
     return [refs[j][0] for j in other]
+
+
+def action_agreement(captions: list[str], refs: list[list[str]], actions=None) -> dict[str, float]:
+    """Whether generated captions name the action of their motion (synthetic data: its actions have fixed words).
+
+    For each item, the actions its caption mentions (:func:`motion_text.tools.sparse.mentions_action`, whole words of
+    :data:`~motion_text.tools.sparse.ACTION_WORDS`) against those its references mention. Returns ``named``: the share
+    of items whose caption names at least one of its references' actions, ``precision``: the mean share of a caption's
+    actions that its references mention (0 for a caption naming none), and ``none``: the share naming no action.
+    """
+    from motion_text.tools.sparse import ACTION_WORDS, mentions_action
+
+    if len(captions) != len(refs) or not captions:
+        raise ValueError(f"need as many reference lists as captions (> 0), got {len(captions)} and {len(refs)}")
+    actions = list(actions or ACTION_WORDS)
+    named = precision = none = 0.0
+    for cap, rs in zip(captions, refs):
+        said = {a for a in actions if mentions_action([cap], a)}
+        true = {a for a in actions if mentions_action(rs, a)}
+        named += bool(said & true)
+        precision += len(said & true) / len(said) if said else 0.0
+        none += not said
+    n = len(captions)
+    return {"named": named / n, "precision": precision / n, "none": none / n}
 
 
 class CaptionWriter(L.Callback):

@@ -40,7 +40,7 @@ from motion_text.tools.retrieve import load_datamodule, load_method, progress_ba
 
 __all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "split_captions", "captions_path", "run_index",
            "run_search", "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "keyword_summary",
-           "ACTION_WORDS"]
+           "ACTION_WORDS", "mentions_action"]
 
 log = logging.getLogger(__name__)
 
@@ -436,7 +436,8 @@ ACTION_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _mentions(captions: list[str], action: str) -> bool:
+def mentions_action(captions: list[str], action: str) -> bool:
+    """Whether one of ``captions`` holds one of the action's caption words (:data:`ACTION_WORDS`) as a whole word."""
     import re
 
     words = ACTION_WORDS.get(action, (action,))
@@ -458,7 +459,7 @@ def keyword_rate(index, captions: dict[str, list[str]], pairs, k: int = 10, cove
 
     rows = []
     for a, b in pairs:
-        relevant = {key for key, caps in captions.items() if _mentions(caps, a) and _mentions(caps, b)}
+        relevant = {key for key, caps in captions.items() if mentions_action(caps, a) and mentions_action(caps, b)}
         n = min(k, len(relevant))
         row = {"keywords": f"{a} {b}", "relevant": len(relevant), "n": n, "hits": 0, "rate": None,
                "chance": len(relevant) / max(len(captions), 1)}

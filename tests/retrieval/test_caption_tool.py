@@ -8,7 +8,7 @@ import yaml
 
 from motion_text.cli import main
 from motion_text.metrics.captioning import caption_metrics
-from motion_text.tools.caption import random_caption_baseline
+from motion_text.tools.caption import action_agreement, random_caption_baseline
 
 from .conftest import tiny_lexical
 
@@ -46,3 +46,15 @@ def test_random_baseline_never_gives_an_item_its_own_caption():
     assert all(b != r[0] for b, r in zip(base, refs))
     with pytest.raises(ValueError, match="at least 2"):
         random_caption_baseline(refs[:1])
+
+
+def test_action_agreement_by_hand():
+    caps = ["a person kicks twice", "someone walks forward and then sits down", "a person stands", "he waves"]
+    refs = [["a man kicks with the left leg"], ["a person walks ahead", "someone strolls"], ["a person jumps"],
+            ["a person punches"]]
+    out = action_agreement(caps, refs)
+    # item 1: kick named; item 2: walk named, sit not in refs (precision 1/2); item 3: no action; item 4: wrong one
+    assert out == pytest.approx({"named": 2 / 4, "precision": (1 + 0.5 + 0 + 0) / 4, "none": 1 / 4})
+    assert action_agreement(["walkss forward"], [["walks forward"]])["named"] == 0.0  # whole words only
+    with pytest.raises(ValueError, match="as many"):
+        action_agreement(caps, refs[:2])
