@@ -111,3 +111,39 @@ def test_rejects_bad_inputs():
         enc(torch.randn(1, 40, J, C_IN), torch.ones(1, 40, dtype=torch.bool))
     with pytest.raises(ValueError, match="num_heads"):
         SpatioTemporalEncoder(J, C_IN, dim=10, num_heads=3)
+
+
+def _reference_block(block, x, frame_mask):
+    """One block written out per sequence: spatial attention over each frame's joints, temporal attention over each
+    joint's valid frames (padding frames masked as keys), then the MLP; heads split by hand, plain softmax."""
+
+    def mha(attn, seq, keys_valid=None):  # seq (S, C)
+        s, c = seq.shape
+        h = attn.num_heads
+        q, k, v = attn.qkv(seq).view(s, 3, h, c // h).permute(1, 2, 0, 3)  # each (h, S, d)
+        scores = q @ k.transpose(1, 2) / math.sqrt(c // h)
+        if keys_valid is not None:
+            scores = scores.masked_fill(~keys_valid[None, None, :], float("-inf"))
+        return attn.proj((scores.softmax(-1) @ v).permute(1, 0, 2).reshape(s, c))
+
+    b, t, j, _ = x.shape
+    out = x.clone()
+    for i in range(b):
+        for f in range(t):
+            out[i, f] = out[i, f] + mha(block.attn_s, block.norm_s(out[i, f]))
+    res = out.clone()
+    for i in range(b):
+        for n in range(j):
+            res[i, :, n] = res[i, :, n] + mha(block.attn_t, block.norm_t(out[i, :, n]), frame_mask[i])
+    return res + block.mlp(block.norm_m(res))
+
+
+def test_block_matches_per_sequence_reference():
+    enc = make_encoder(depth=1)
+    block = enc.blocks[0]
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 7, J, 16, generator=g)
+    frame_mask = torch.ones(2, 7, dtype=torch.bool)
+    frame_mask[1, 4:] = False
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, frame_mask), _reference_block(block, x, frame_mask), atol=1e-5, rtol=1e-5)

@@ -27,7 +27,9 @@ __all__ = ["SpatioTemporalEncoder", "masked_temporal_pool"]
 
 
 class _Attention(nn.Module):
-    """Multi-head self-attention with an optional boolean key mask (True = attend)."""
+    """Multi-head self-attention over one axis of (B, T, J, C) joint tokens: the J joints of each frame (``spatial``)
+    or the T frames of each joint (``temporal``, with a boolean key mask, True = attend). The tokens stay in their
+    (B, T, J, C) layout; only q, k, v and the output are rearranged."""
 
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
@@ -37,11 +39,15 @@ class _Attention(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: Tensor, key_mask: Tensor | None = None) -> Tensor:
-        """x (N, S, C), key_mask (N, S) bool -> (N, S, C)."""
-        q, k, v = rearrange(self.qkv(x), "n s (three h d) -> three n h s d", three=3, h=self.num_heads)
-        attn_mask = None if key_mask is None else rearrange(key_mask, "n s -> n 1 1 s")
-        out = attention(q, k, v, attn_mask, self.dropout if self.training else 0.0)
-        return self.proj(rearrange(out, "n h s d -> n s (h d)"))
+        """x (B, T, J, C); key_mask None: spatial attention; (B, T) bool: temporal attention -> (B, T, J, C)."""
+        b, _, j, _ = x.shape
+        p = self.dropout if self.training else 0.0
+        if key_mask is None:
+            q, k, v = rearrange(self.qkv(x), "b t j (three h d) -> three (b t) h j d", three=3, h=self.num_heads)
+            return self.proj(rearrange(attention(q, k, v, None, p), "(b t) h j d -> b t j (h d)", b=b))
+        q, k, v = rearrange(self.qkv(x), "b t j (three h d) -> three (b j) h t d", three=3, h=self.num_heads)
+        out = attention(q, k, v, repeat(key_mask, "b t -> (b j) 1 1 t", j=j), p)
+        return self.proj(rearrange(out, "(b j) h t d -> b t j (h d)", b=b))
 
 
 class _Block(nn.Module):
@@ -66,14 +72,9 @@ class _Block(nn.Module):
 
     def forward(self, x: Tensor, frame_mask: Tensor) -> Tensor:
         """x (B, T, J, C), frame_mask (B, T) bool (True = valid key) -> (B, T, J, C)."""
-        b, t, j, _ = x.shape
-        h = rearrange(x, "b t j c -> (b t) j c")
-        h = h + self.drop(self.attn_s(self.norm_s(h)))
-        h = rearrange(h, "(b t) j c -> (b j) t c", b=b, t=t)
-        key_mask = repeat(frame_mask, "b t -> (b j) t", j=j)
-        h = h + self.drop(self.attn_t(self.norm_t(h), key_mask))
-        h = h + self.mlp(self.norm_m(h))
-        return rearrange(h, "(b j) t c -> b t j c", b=b, j=j)
+        x = x + self.drop(self.attn_s(self.norm_s(x)))
+        x = x + self.drop(self.attn_t(self.norm_t(x), frame_mask))
+        return x + self.mlp(self.norm_m(x))
 
 
 def masked_temporal_pool(x: Tensor, mask: Tensor, stride: int) -> tuple[Tensor, Tensor]:
