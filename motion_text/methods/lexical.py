@@ -244,8 +244,8 @@ class LexicalPretraining(RetrievalMethod):
                                     normalize=False)["loss"]
             parts["flops_m"], parts["flops_t"] = flops(p_m), flops(p_t)
             parts["dec_t"], len_t = self._decoder_loss(p_t, ids, am, 5)
-            parts["dec_m"], parts["len"] = self._decoder_loss(p_m, ids, am, 6)
-            parts["len"] = (parts["len"] + len_t) / 2
+            parts["dec_m"], len_m = self._decoder_loss(p_m, ids, am, 6)
+            parts["len"] = (len_t + len_m) / 2
             parts["l0_m"], parts["l0_t"] = l0(p_m).detach(), l0(p_t).detach()
             parts["loss"] = (self.lambda_nce * parts["nce"] + self.lambda_flops_m * parts["flops_m"]
                              + hp.lambda_flops * parts["flops_t"]
@@ -292,6 +292,19 @@ class LexicalPretraining(RetrievalMethod):
 
         return generate_captions(self.decoder, self.encode_batch_motion(batch), self.text.word_embeddings,
                                  self.text.tokenizer, lengths=lengths, iterations=iterations, length_beam=length_beam)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints written before the decoder's length classifier existed load with it untrained (its current
+        initialisation, ``length_updates`` 0: captioning then scans fixed lengths, with a warning)."""
+        state = checkpoint.get("state_dict", {})
+        if not any(k.startswith("decoder.") for k in state):
+            return
+        missing = {k: v for k, v in self.state_dict().items()
+                   if k.startswith(("decoder.length_head.", "decoder.length_updates")) and k not in state}
+        if missing:
+            log.warning("checkpoint without the decoder's length classifier: %s keep their initialisation",
+                        ", ".join(sorted(missing)))
+            state.update(missing)
 
     # ---- optimiser -----------------------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from motion_text.cli import main
+from motion_text.data.datamodule import DatasetSpec, MotionTextDataModule
 from motion_text.metrics.captioning import caption_metrics
 from motion_text.tools.caption import action_agreement, random_caption_baseline
 
@@ -58,3 +59,31 @@ def test_action_agreement_by_hand():
     assert action_agreement(["walkss forward"], [["walks forward"]])["named"] == 0.0  # whole words only
     with pytest.raises(ValueError, match="as many"):
         action_agreement(caps, refs[:2])
+
+
+def test_checkpoint_without_length_classifier_loads_and_scans_lengths(trained_lexical, tmp_path, caplog):
+    """A lexical checkpoint from before the length classifier existed still loads (strict Lightning loading); its
+    classifier counts as untrained, so captioning scans fixed lengths and says so."""
+    import torch
+
+    from motion_text.tools.retrieve import load_method
+
+    ckpt = torch.load(trained_lexical.ckpt, map_location="cpu", weights_only=True)
+    trained = load_method(trained_lexical.ckpt, "cpu")
+    assert int(trained.decoder.length_updates) > 0  # the fixture's training counted its updates
+    dropped = [k for k in ckpt["state_dict"] if k.startswith(("decoder.length_head.", "decoder.length_updates"))]
+    assert len(dropped) == 5  # LayerNorm weight/bias, Linear weight/bias, the counter
+    for k in dropped:
+        del ckpt["state_dict"][k]
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    model = load_method(str(old), "cpu")
+    assert int(model.decoder.length_updates) == 0
+    assert "without the decoder's length classifier" in caplog.text
+    torch.testing.assert_close(model.decoder.layers.state_dict(), trained.decoder.layers.state_dict())
+    dm = MotionTextDataModule(datasets=[DatasetSpec(name="humanml3d", root=str(trained_lexical.root))], batch_size=4,
+                              num_workers=0, max_len=24, joints=True)
+    dm.setup("predict")
+    batch = next(iter(dm.predict_dataloader()))
+    caps = model.generate_captions(batch, iterations=1)
+    assert len(caps) == len(batch["key"]) and "never trained" in caplog.text

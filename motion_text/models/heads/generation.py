@@ -17,8 +17,9 @@ warning). For each candidate length L and each motion:
    them again, keeping the others;
 3. score the candidate by the mean log-probability of its tokens (length-normalised).
 
-The caption of a motion is its best-scoring candidate (Mask-Predict's rule among its length candidates), decoded with the tokenizer (WordPiece pieces merged); adjacent
-repeated words, the typical artefact of parallel decoding, are collapsed.
+The caption of a motion is its best-scoring candidate (Mask-Predict's rule among its length candidates), decoded with
+the tokenizer (WordPiece pieces merged); adjacent repeated words, the typical artefact of parallel decoding, are
+collapsed.
 """
 
 from __future__ import annotations
