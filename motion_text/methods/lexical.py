@@ -477,11 +477,12 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
     cap = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
                   args=_resolve_config_args(["--config", f"lexical_caption{suffix}.yaml"]))
     cap.trainer.predict(cap.model, cap.datamodule, return_predictions=False)  # prints the captioning metrics
-    captions = next(c.result for c in cap.trainer.callbacks if isinstance(c, CaptionWriter))
+    writer = next(c for c in cap.trainer.callbacks if isinstance(c, CaptionWriter))
+    captions = writer.result
     items = list(captions["captions"].values())
     refs = [c["references"] for c in items]
-    agree = {"model": action_agreement([c["caption"] for c in items], refs),
-             "random": action_agreement(random_caption_baseline(refs), refs)}
+    agree = {"model": action_agreement([c["caption"] for c in items], refs),  # the writer's random captions:
+             "random": action_agreement(random_caption_baseline(refs, writer.seed), refs)}
     print(f"captions naming an action of their motion's references: {100 * agree['model']['named']:.1f} % of "
           f"{len(items)} (precision {agree['model']['precision']:.2f}), random captions "
           f"{100 * agree['random']['named']:.1f} % (precision {agree['random']['precision']:.2f}); "
