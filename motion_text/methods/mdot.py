@@ -55,6 +55,7 @@ from motion_text.losses.ot import (
 )
 from motion_text.methods.base import MotionTextMethod, keyed_noise
 from motion_text.metrics.dance import (
+    ENERGY_TERMS,
     BeatAlignMetric,
     DanceQualityMetric,
     geometric_features,
@@ -93,6 +94,9 @@ class MDOT(MotionTextMethod):
     lr, weight_decay: AdamW.
     fid_reference: ground-truth splits whose dances form the FID reference set.
     fact_skip_frames: frames skipped at the start of each clip by the FACT Beat Align Score.
+    kinetic_energy: energy-expenditure term of the FID_k / Div_k features, ``bailando`` (the published code, so the
+        figures compare with published tables) or ``second_difference`` (the intended acceleration); see
+        :func:`~motion_text.metrics.dance.kinetic_features`.
     smpl_model: optional SMPL model folder / file for joints through ``smplx`` (default: the package skeleton).
     predict_dir: where ``predict`` writes ``<key>.pkl`` (AIST++ layout) and the skeleton render.
     render_stride: ``predict`` renders every ``render_stride``-th frame (0 = no render).
@@ -104,7 +108,8 @@ class MDOT(MotionTextMethod):
                  grad: str = "envelope", trans_weight: float = 1.0, vel_weight: float = 0.0, music_weight: float = 0.0,
                  music_distance: str = "frame_l2", gw_normalize: bool = True, lr: float = 1e-3,
                  weight_decay: float = 0.01, fid_reference: list[str] | None = None, fact_skip_frames: int = 0,
-                 smpl_model: str | None = None, predict_dir: str = "predictions/mdot", render_stride: int = 3,
+                 kinetic_energy: str = "bailando", smpl_model: str | None = None,
+                 predict_dir: str = "predictions/mdot", render_stride: int = 3,
                  **kwargs) -> None:
         kwargs.setdefault("nfeats", POSE_DIM)
         kwargs.setdefault("num_joints", 24)
@@ -117,6 +122,8 @@ class MDOT(MotionTextMethod):
                              "use data.datasets: [{name: aistpp}]")
         if grad not in ("envelope", "unrolled"):
             raise ValueError(f"grad must be 'envelope' or 'unrolled', got {grad!r}")
+        if kinetic_energy not in ENERGY_TERMS:
+            raise ValueError(f"kinetic_energy must be one of {ENERGY_TERMS}, got {kinetic_energy!r}")
         self.noise_dim, self.seed_pose = noise_dim, seed_pose
         in_dim = music_dim + noise_dim + (POSE_DIM if seed_pose else 0)
         self.generator = (generator or DanceConvGenerator)(in_dim, POSE_DIM)
@@ -229,9 +236,10 @@ class MDOT(MotionTextMethod):
         return self.generate(batch["music"][i : i + 1, :n], mask, noise, seed)[0]
 
     def on_test_epoch_start(self) -> None:
-        fps = float(self.fps)
+        fps, energy = float(self.fps), self.hparams.kinetic_energy
         self.metrics = nn.ModuleDict({
-            "generated_quality": DanceQualityMetric(fps=fps), "ground_truth_quality": DanceQualityMetric(fps=fps),
+            "generated_quality": DanceQualityMetric(fps=fps, energy_term=energy),
+            "ground_truth_quality": DanceQualityMetric(fps=fps, energy_term=energy),
             "generated_beats": BeatAlignMetric(fps=fps, fact_skip_frames=self.hparams.fact_skip_frames),
             "ground_truth_beats": BeatAlignMetric(fps=fps, fact_skip_frames=self.hparams.fact_skip_frames),
         }).to(self.device)
@@ -239,7 +247,7 @@ class MDOT(MotionTextMethod):
         if self.global_rank == 0:  # the reference set once (the metric states are concatenated across ranks)
             ref = dm.reference_dances(self.fid_reference)
             joints = [self.joints(r["motion"].to(self.device)).cpu().numpy() for r in ref]
-            k = np.stack([kinetic_features(j, fps) for j in joints])
+            k = np.stack([kinetic_features(j, fps, energy_term=energy) for j in joints])
             g = np.stack([geometric_features(j) for j in joints])
             for name in ("generated_quality", "ground_truth_quality"):
                 self.metrics[name].update_target_features(k, g)

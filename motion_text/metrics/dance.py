@@ -6,7 +6,9 @@ Features follow Bailando's ``utils/metrics_new.py`` (itself built on the fairmot
 authors): every dance is cut to its first 1200 frames and made relative to the frame-0 root position, then
 
 * :func:`kinetic_features` (72 = 24 joints x 3): per joint, the average horizontal kinetic energy, the average
-  vertical kinetic energy and the average energy expenditure (``utils/features/kinetic.py``);
+  vertical kinetic energy and the average energy expenditure (``utils/features/kinetic.py``). By default the energy
+  term is the published code's (``x_k - x_{k-1} / dt``, an operator-precedence slip kept so FID_k / Div_k compare
+  with published tables); ``energy_term="second_difference"`` gives the intended acceleration;
 * :func:`geometric_features` (32): the 32 boolean Mueller-style relations of ``utils/features/manual_new.py``,
   averaged over time.
 
@@ -46,6 +48,7 @@ __all__ = [
     "SMPL_JOINT_NAMES",
     "preprocess_joints",
     "kinetic_features",
+    "ENERGY_TERMS",
     "geometric_features",
     "GEOMETRIC_FEATURE_NAMES",
     "frechet_distance",
@@ -118,6 +121,15 @@ def preprocess_joints(
 # ----------------------------------------------------------------------------------------------------------------------
 # kinetic features
 # ----------------------------------------------------------------------------------------------------------------------
+#: values of ``energy_term``: the published code's acceleration (default) and the intended second difference
+ENERGY_TERMS = ("bailando", "second_difference")
+
+
+def _check_energy_term(energy_term: str) -> None:
+    if energy_term not in ENERGY_TERMS:
+        raise ValueError(f"energy_term must be one of {ENERGY_TERMS}, got {energy_term!r}")
+
+
 def _window_bounds(i: np.ndarray, lo: int, hi: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(lo, i - w), np.minimum(hi, i + w)
 
@@ -129,30 +141,44 @@ def kinetic_features(
     zero_root: bool = True,
     sliding_window: int = 2,
     up_axis: int = 1,
+    energy_term: str = "bailando",
 ) -> np.ndarray:
     """Kinetic features (per joint: horizontal KE, vertical KE, energy expenditure), Bailando's ``kinetic.py``.
 
     For every frame ``i = 1..T-1`` the velocity is averaged over the finite differences
     ``v_k = (x_k - x_{k-1}) / dt`` with ``k`` in ``[i - w, i + w]`` (clipped to ``[1, T-1]``, ``w = 2``) and the
-    acceleration over ``a_k = (x_{k+1} - 2 x_k + x_{k-1}) / dt^2`` with ``k`` in ``[i - w, i + w]`` (clipped to
-    ``[1, T-2]``). Per joint the three features are ``mean_i |avg v_horizontal|^2``, ``mean_i |avg v_up|^2`` and
-    ``mean_i |avg a|`` (the averages divide by ``T - 1``). No mass and no 1/2 factor, as in the original.
+    acceleration over ``a_k`` with ``k`` in ``[i - w, i + w]`` (clipped to ``[1, T-2]``). Per joint the three
+    features are ``mean_i |avg v_horizontal|^2``, ``mean_i |avg v_up|^2`` and ``mean_i |avg a|`` (the averages divide
+    by ``T - 1``). No mass and no 1/2 factor, as in the original.
 
-    ``dt = 1 / fps``. The published scripts hard-code a frame time (1/60 in Bailando's copy, 1/30 in FACT's); after
-    the z-normalisation of FID/Div each feature is only rescaled by a constant, so the metrics do not depend on it.
+    ``a_k`` depends on ``energy_term``:
+
+    * ``"bailando"`` (default): the published code (Bailando ``utils/features/utils.py``,
+      ``calc_average_acceleration``, used for the FID_k / Div_k of Bailando, Bailando++ and the papers that report
+      their numbers with it) computes ``v1 = x_k - x_{k-1} / dt`` (operator precedence), so
+      ``a_k = ((x_{k+1} - x_k) / dt - x_k + x_{k-1} / dt) / dt``. The term depends on the absolute positions (made
+      relative to the frame-0 root by :func:`preprocess_joints`) and not only on the motion; it is kept so that
+      FID_k / Div_k are comparable with published tables. The code hard-codes ``dt = 1/60`` (AIST++ at 60 fps):
+      pass ``fps=60`` to reproduce it on other data.
+    * ``"second_difference"``: the intended acceleration ``a_k = (x_{k+1} - 2 x_k + x_{k-1}) / dt^2``.
+
+    With the second difference ``dt`` only rescales each feature, which the z-normalisation of FID / Div removes;
+    with the published term it does not.
 
     Parameters
     ----------
     joints : array (T, J, 3)
         Joint positions (metres), ``T >= 3``.
     fps : float
-        Frame rate, sets ``dt``.
+        Frame rate, sets ``dt = 1 / fps``.
     max_frames, zero_root
         See :func:`preprocess_joints`.
     sliding_window : int
         Half-width ``w`` of the averaging window.
     up_axis : int
         Index of the vertical axis (1 = Y up, AIST++ / SMPL).
+    energy_term : {"bailando", "second_difference"}
+        Acceleration used in the energy-expenditure feature (see above).
 
     Returns
     -------
@@ -160,6 +186,7 @@ def kinetic_features(
     """
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
+    _check_energy_term(energy_term)
     x = preprocess_joints(joints, max_frames, zero_root)
     T = x.shape[0]
     if T < 3:
@@ -174,12 +201,15 @@ def kinetic_features(
     n_v = (hi - lo + 1)[:, None, None]
     avg_v = (cum_d[hi] - cum_d[lo - 1]) / (n_v * dt)  # (T-1, J, 3)
 
-    # acceleration: second differences at k = 1..T-2, stored at dd[k - 1]
-    dd = np.diff(x, n=2, axis=0)  # (T-2, J, 3)
-    cum_dd = np.concatenate([np.zeros_like(dd[:1]), np.cumsum(dd, axis=0)])  # (T-1, J, 3)
+    # acceleration at k = 1..T-2, stored at acc[k - 1]
+    if energy_term == "second_difference":
+        acc = np.diff(x, n=2, axis=0) / (dt * dt)  # (T-2, J, 3)
+    else:  # published: ((x_{k+1} - x_k) / dt - (x_k - x_{k-1} / dt)) / dt
+        acc = ((x[2:] - x[1:-1]) / dt - (x[1:-1] - x[:-2] / dt)) / dt
+    cum_a = np.concatenate([np.zeros_like(acc[:1]), np.cumsum(acc, axis=0)])  # (T-1, J, 3)
     lo_a, hi_a = _window_bounds(i, 1, T - 2, sliding_window)
     n_a = (hi_a - lo_a + 1)[:, None, None]
-    avg_a = (cum_dd[hi_a] - cum_dd[lo_a - 1]) / (n_a * dt * dt)  # (T-1, J, 3)
+    avg_a = (cum_a[hi_a] - cum_a[lo_a - 1]) / n_a  # (T-1, J, 3)
 
     horizontal = [a for a in range(3) if a != up_axis]
     ke_h = (avg_v[..., horizontal] ** 2).sum(-1).mean(0)  # (J,)
@@ -553,23 +583,30 @@ class DanceQualityMetric(Metric):
     may differ in length) and stores them; ground truth comes either as joints (``target``) or as precomputed
     features (:meth:`update_target_features`). ``compute`` z-normalises both sets with the ground-truth statistics
     and returns ``{"FID_k", "FID_g", "Div_k", "Div_g"}`` (Div of the generated set).
+
+    ``energy_term`` selects the kinetic energy-expenditure term (:func:`kinetic_features`): ``"bailando"`` (default,
+    the published code, comparable with published FID_k / Div_k) or ``"second_difference"`` (the intended one).
+    Features given to :meth:`update_target_features` must have been computed with the same choice.
     """
 
     full_state_update = False
     higher_is_better = None
     is_differentiable = False
 
-    def __init__(self, fps: float = 60.0, max_frames: int | None = MAX_FEATURE_FRAMES, **kwargs) -> None:
+    def __init__(self, fps: float = 60.0, max_frames: int | None = MAX_FEATURE_FRAMES, energy_term: str = "bailando",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if fps <= 0:
             raise ValueError(f"fps must be > 0, got {fps}")
+        _check_energy_term(energy_term)
         self.fps = float(fps)
         self.max_frames = max_frames
+        self.energy_term = energy_term
         for name in ("pred_kinetic", "pred_geometric", "target_kinetic", "target_geometric"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def _features(self, clips: list[np.ndarray]) -> tuple[Tensor, Tensor]:
-        k = np.stack([kinetic_features(c, self.fps, self.max_frames) for c in clips])  # (B, 72)
+        k = np.stack([kinetic_features(c, self.fps, self.max_frames, energy_term=self.energy_term) for c in clips])
         g = np.stack([geometric_features(c, self.max_frames) for c in clips])  # (B, 32)
         return torch.from_numpy(k).to(self.device), torch.from_numpy(g).to(self.device)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,8 +40,11 @@ def _random_dance(rng: np.random.Generator, T: int = 40) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------------
 # kinetic features
 # ----------------------------------------------------------------------------------------------------------------------
-def _kinetic_loop(positions: np.ndarray, frame_time: float, w: int = 2) -> np.ndarray:
-    """Frame-by-frame transcription of the fairmotion/Bailando averaging windows (Y up)."""
+def _kinetic_loop(positions: np.ndarray, frame_time: float, w: int = 2, published: bool = False) -> np.ndarray:
+    """Frame-by-frame transcription of the fairmotion/Bailando averaging windows (Y up).
+
+    ``published``: the acceleration of Bailando's ``calc_average_acceleration``, ``v1 = x_k - x_{k-1} / dt``.
+    """
     T, J, _ = positions.shape
     out = []
     for j in range(J):
@@ -62,7 +66,10 @@ def _kinetic_loop(positions: np.ndarray, frame_time: float, w: int = 2) -> np.nd
                 if i + k - 1 < 0 or i + k + 1 >= T:
                     continue
                 v2 = (positions[i + k + 1, j] - positions[i + k, j]) / frame_time
-                v1 = (positions[i + k, j] - positions[i + k - 1, j]) / frame_time
+                if published:
+                    v1 = positions[i + k, j] - positions[i + k - 1, j] / frame_time
+                else:
+                    v1 = (positions[i + k, j] - positions[i + k - 1, j]) / frame_time
                 a += (v2 - v1) / frame_time
                 cnt += 1
             ee += np.linalg.norm(a / cnt)
@@ -75,7 +82,7 @@ def test_kinetic_constant_velocity_by_hand():
     vel = rng.normal(size=(24, 3)) * 0.01  # metres per frame, one velocity per joint
     T = 30
     joints = rng.normal(size=(1, 24, 3)) + np.arange(T)[:, None, None] * vel[None]
-    feats = kinetic_features(joints, fps=FPS).reshape(24, 3)
+    feats = kinetic_features(joints, fps=FPS, energy_term="second_difference").reshape(24, 3)
     v = vel * FPS  # m/s
     np.testing.assert_allclose(feats[:, 0], v[:, 0] ** 2 + v[:, 2] ** 2, rtol=1e-9)
     np.testing.assert_allclose(feats[:, 1], v[:, 1] ** 2, rtol=1e-9)
@@ -87,15 +94,37 @@ def test_kinetic_constant_acceleration_energy_by_hand():
     T = 25
     t = np.arange(T) / FPS
     joints = np.zeros((T, 24, 3)) + 0.5 * acc * t[:, None, None] ** 2
-    feats = kinetic_features(joints, fps=FPS).reshape(24, 3)
+    feats = kinetic_features(joints, fps=FPS, energy_term="second_difference").reshape(24, 3)
     np.testing.assert_allclose(feats[:, 2], np.linalg.norm(acc), rtol=1e-6)
+
+
+def test_kinetic_published_energy_term_by_hand():
+    """Bailando's ``v1 = x_k - x_{k-1} / dt``: a static pose has ``a = (0 - (x - 60 x)) * 60 = 59 * 60 x``."""
+    rng = np.random.default_rng(3)
+    pose = rng.normal(size=(24, 3))
+    joints = np.repeat(pose[None], 12, axis=0)
+    rel = pose - pose[:1]  # relative to the frame-0 root
+    feats = kinetic_features(joints, fps=FPS).reshape(24, 3)  # default: the published term
+    np.testing.assert_allclose(feats[:, 2], 59.0 * 60.0 * np.linalg.norm(rel, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(feats[:, :2], 0.0, atol=1e-20)
+    corrected = kinetic_features(joints, fps=FPS, energy_term="second_difference").reshape(24, 3)
+    np.testing.assert_allclose(corrected, 0.0, atol=1e-20)
+    with pytest.raises(ValueError, match="energy_term"):
+        kinetic_features(joints, energy_term="central")
+    with pytest.raises(ValueError, match="energy_term"):
+        DanceQualityMetric(energy_term="central")
 
 
 def test_kinetic_matches_loop_reference_and_preprocessing():
     rng = np.random.default_rng(1)
     joints = _random_dance(rng, T=35)
     ref = _kinetic_loop(joints - joints[:1, :1], 1.0 / FPS)
-    np.testing.assert_allclose(kinetic_features(joints, fps=FPS), ref, rtol=1e-10)
+    np.testing.assert_allclose(kinetic_features(joints, fps=FPS, energy_term="second_difference"), ref, rtol=1e-10)
+    published = _kinetic_loop(joints - joints[:1, :1], 1.0 / FPS, published=True)
+    np.testing.assert_allclose(kinetic_features(joints, fps=FPS), published, rtol=1e-10)
+    np.testing.assert_allclose(kinetic_features(joints, fps=30.0), _kinetic_loop(joints - joints[:1, :1], 1 / 30.0,
+                                                                                 published=True), rtol=1e-10)
+    ref = published
     # only the first max_frames frames are used
     long = np.concatenate([joints, _random_dance(rng, T=20)])
     np.testing.assert_allclose(kinetic_features(long, fps=FPS, max_frames=35), ref, rtol=1e-10)
@@ -327,6 +356,45 @@ def test_dance_quality_metric_matches_functional_core():
         empty = DanceQualityMetric(fps=FPS)
         empty.update(gt[:3])
         empty.compute()
+
+
+_BAILANDO = Path(__file__).resolve().parents[1] / "fixtures" / "dance_bailando"
+
+
+@pytest.fixture(scope="module")
+def bailando_fixture() -> tuple[np.ndarray, np.ndarray, dict]:
+    """Inputs and outputs of Bailando's own ``metrics_new.py`` (provenance: ``tests/fixtures/dance_bailando``)."""
+    inputs = np.load(_BAILANDO / "inputs.npz")
+    q = float(inputs["quant"])
+    ref = np.load(_BAILANDO / "bailando_metrics.npz")
+    return inputs["gt_q"] * q, inputs["pred_q"] * q, {k: ref[k] for k in ref.files}
+
+
+def test_features_match_bailando_code(bailando_fixture):
+    gt, pred, ref = bailando_fixture
+    for name, clips in (("gt", gt), ("pred", pred)):
+        k = np.stack([kinetic_features(c, fps=FPS) for c in clips])
+        g = np.stack([geometric_features(c) for c in clips])
+        # the reference stores float32 features
+        np.testing.assert_allclose(k, ref[f"{name}_kinetic"], rtol=2e-7)
+        np.testing.assert_allclose(g, ref[f"{name}_manual"], atol=1e-7)
+        corrected = np.stack([kinetic_features(c, fps=FPS, energy_term="second_difference") for c in clips])
+        assert not np.allclose(corrected[:, 2::3], ref[f"{name}_kinetic"][:, 2::3], rtol=0.1)
+
+
+def test_dance_quality_matches_bailando_quantized_metrics(bailando_fixture):
+    gt, pred, ref = bailando_fixture
+    metric = DanceQualityMetric(fps=FPS)
+    metric.update(list(pred), target=list(gt))
+    out = {k: v.item() for k, v in metric.compute().items()}
+    for ours, theirs in (("FID_k", "fid_k"), ("Div_k", "div_k"), ("FID_g", "fid_m"), ("Div_g", "div_m")):
+        np.testing.assert_allclose(out[ours], ref[theirs], rtol=1e-5, err_msg=ours)
+    np.testing.assert_allclose(diversity(normalize_by(np.stack([kinetic_features(c) for c in gt]))[0]),
+                               ref["div_k_gt"], rtol=1e-5)
+    # the corrected energy term is a different metric on the same clips (55.2 vs 1285)
+    fixed = DanceQualityMetric(fps=FPS, energy_term="second_difference")
+    fixed.update(list(pred), target=list(gt))
+    assert fixed.compute()["FID_k"].item() > 10 * out["FID_k"]
 
 
 def test_beat_align_metric_means_both_variants():
