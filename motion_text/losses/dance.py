@@ -2,7 +2,8 @@
 
 MDOT-Net ("Music-to-Dance Generation with Optimal Transport", section "Optimal Transport Distance") suggests the
 geodesic distance on the human pose manifold as the cost ``c(x~, x)`` of its OT term, and a source-domain distance
-``d(y, y')`` for its Gromov-Wasserstein term. Here:
+``d(y, y')`` for its Gromov-Wasserstein term without defining it. Here (the root-translation and velocity terms and
+the music distance are this project's choices, not the paper's; ``trans_weight=0`` leaves the rotation geodesic):
 
 * :func:`geodesic_pose_cost`: ``c(x, x') = mean_t mean_j theta(R_tj, R'_tj) + w_trans mean_t |t_t - t'_t|``
   (optionally ``+ w_vel mean_t |dx_t - dx'_t|`` on the frame-to-frame change ``dx_t = x_{t+1} - x_t`` of the pose

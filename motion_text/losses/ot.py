@@ -9,9 +9,11 @@ Conventions (shared with POT, ``ot.bregman`` / ``ot.gromov``)
 ---------------------------------------------------------------
 * Empirical measures carry **uniform probability weights** ``1/m`` and ``1/n``: a transport plan sums to 1.
   The paper's Sinkhorn listing uses ``a = 1 ./ (K b)``, i.e. plans whose rows and columns sum to 1 (total mass m for
-  an ``m x m`` problem). Its value is exactly ``m`` times :func:`sinkhorn_cost` for square problems, and the
-  paper's GW value is ``m^2`` times :func:`entropic_gromov_wasserstein`'s. The optimal plans are the same up to that
-  factor, so the scaling only rescales the loss weight.
+  an ``m x m`` problem). Its OT value is exactly ``m`` times :func:`sinkhorn_cost` for square problems (same plan up
+  to the factor ``m``). For GW the unit-row-sum plan also enters the linearised cost ``-2 D pi C^T`` ``m`` times
+  larger, so the paper's GW is ``m^2`` times :func:`entropic_gromov_wasserstein`'s **at** ``eps / m``, not at
+  ``eps``; ``marginals="unit"`` computes it. Probability weights are this project's choice (POT's convention; it
+  keeps OT and GW on the batch-size-independent scale of the definitions with ``mu = 1/m sum delta``).
 * The entropic term is ``eps * sum P log P`` with the natural logarithm (the kernel ``K = exp(-C / eps)`` of the
   paper's algorithm). The paper's ``log_2`` in ``I(gamma)`` would only rescale ``eps`` by ``ln 2``.
 * All iterations run in the log domain (``logsumexp`` on ``-C/eps + f + g``), so ``eps`` can be several orders of
@@ -443,6 +445,7 @@ def entropic_gromov_wasserstein(
     tol: float | None = None,
     inner_tol: float | None = None,
     grad: GradMode = "envelope",
+    marginals: Literal["probability", "unit"] = "probability",
 ) -> dict[str, Tensor]:
     r"""Entropic Gromov-Wasserstein distance by projected Sinkhorn iterations (MDOT-Net "Computing the GW Distance").
 
@@ -483,6 +486,12 @@ def entropic_gromov_wasserstein(
     grad : {"envelope", "unrolled"}
         ``"envelope"``: iterate without autograd, then evaluate ``GW`` with the plan detached.
         ``"unrolled"``: backpropagate through all M x L iterations.
+    marginals : {"probability", "unit"}
+        ``"probability"`` (default, this project's convention): ``p = 1/m``, ``q = 1/n``, the plan sums to 1.
+        ``"unit"``: the paper's literal listing (square problems only): ``Pi`` has unit row and column sums,
+        ``pi^(0) = 1/m``, ``a = 1 ./ (K b)``. Its plan is ``m`` times the probability plan computed at ``eps / m``
+        (the row- and column-constant parts of ``E`` do not change a Sinkhorn plan; the cross term ``-2 D pi C^T``
+        is ``m`` times larger), and its value ``m^2`` times that plan's value; both are returned that way.
 
     Returns
     -------
@@ -490,12 +499,21 @@ def entropic_gromov_wasserstein(
     """
     eps = _check_eps(eps)
     _check_grad(grad)
+    if marginals not in ("probability", "unit"):
+        raise ValueError(f"marginals must be 'probability' or 'unit', got {marginals!r}")
     outer_iters = _check_iters("outer_iters", outer_iters)
     inner_iters = _check_iters("inner_iters", inner_iters)
     for name, M in (("D", D), ("C", C)):
         _check_cost_matrix(M, name)
         if M.shape[-1] != M.shape[-2]:
             raise ValueError(f"{name} must be square (..., k, k), got shape {tuple(M.shape)}")
+    if marginals == "unit":
+        if D.shape[-1] != C.shape[-1]:
+            raise ValueError(f"marginals='unit' (unit row and column sums) needs m == n, got {D.shape[-1]} and "
+                             f"{C.shape[-1]}")
+        m = D.shape[-1]
+        out = entropic_gromov_wasserstein(D, C, eps / m, outer_iters, inner_iters, tol, inner_tol, grad)
+        return {"loss": out["loss"] * m**2, "plan": out["plan"] * m}
     # the linearised cost E = D^2/m + C^2/n - 2 D P C^T is bounded by max D^2 + max C^2
     dtype = _compute_dtype(D, C, scaled_max=(float(D.detach().abs().max()) ** 2
                                              + float(C.detach().abs().max()) ** 2) / eps)

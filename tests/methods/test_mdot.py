@@ -67,6 +67,72 @@ def test_objective_is_the_papers_sum_with_finite_gradients(grad):
         model.objective(gen[:3], motion[:3], music[:3])
 
 
+def _with_music_stats(model, seed=1):
+    """Training statistics far from (0, 1), one scale per feature block, as on real music features."""
+    rng = np.random.default_rng(seed)
+    model.music_mean.copy_(torch.tensor(rng.normal(size=35) * 10, dtype=torch.float32))
+    model.music_std.copy_(torch.tensor(np.exp(rng.normal(size=35) * 2), dtype=torch.float32))
+    return model
+
+
+def test_gw_source_distance_uses_the_normalised_music_the_generator_sees():
+    model = _with_music_stats(_model())
+    motion, music = _batch()
+    gen = model.generate(music, torch.ones(6, 20, dtype=torch.bool)).detach()
+    parts = model.objective(gen, motion, music)
+    # by hand: D on (y - mean) / std, C on the generated dances, both mean-normalised
+    mn = (music - model.music_mean) / model.music_std
+    D, C = music_cost(mn[:3], mn[3:]), geodesic_pose_cost(gen[:3], gen[3:])
+    gw = entropic_gromov_wasserstein(D / D.mean(), C / C.mean(), 0.05, outer_iters=5, inner_iters=30)["loss"]
+    torch.testing.assert_close(parts["gw"], gw)
+    # invariant to a per-column rescaling of the features (statistics rescaled alike, as training would give)
+    scale = torch.tensor(np.exp(np.random.default_rng(2).normal(size=35) * 3), dtype=torch.float32)
+    scaled = _with_music_stats(_model())
+    scaled.music_mean.mul_(scale)
+    scaled.music_std.mul_(scale)
+    torch.testing.assert_close(scaled.objective(gen, motion, music * scale)["gw"], parts["gw"], rtol=1e-4, atol=1e-6)
+    # gw_music: raw (the earlier behaviour) is not: the largest columns dominate D
+    raw = _with_music_stats(_model(gw_music="raw"))
+    D_raw = music_cost(music[:3], music[3:])
+    gw_raw = entropic_gromov_wasserstein(D_raw / D_raw.mean(), C / C.mean(), 0.05, outer_iters=5,
+                                         inner_iters=30)["loss"]
+    torch.testing.assert_close(raw.objective(gen, motion, music)["gw"], gw_raw)
+    D_raw_scaled = music_cost((music * scale)[:3], (music * scale)[3:])
+    assert not torch.allclose(D_raw_scaled / D_raw_scaled.mean(), D_raw / D_raw.mean(), rtol=1e-2)
+
+
+def test_plan_mass_paper_is_the_listings_weighting():
+    """Unit-row-sum plans: every OT term m times, GW m^2 times at gw_eps / m (m = 3 per mini-batch)."""
+    motion, music = _batch()
+    ours, paper = _model(), _model(plan_mass="paper")
+    paper.load_state_dict(ours.state_dict())
+    gen = ours.generate(music, torch.ones(6, 20, dtype=torch.bool), noise=torch.zeros(6, 4)).detach()
+    a, b = ours.objective(gen, motion, music), paper.objective(gen, motion, music)
+    torch.testing.assert_close(b["ot"], 3 * a["ot"])
+    D, C = music_cost(music[:3], music[3:]), geodesic_pose_cost(gen[:3], gen[3:])
+    gw = entropic_gromov_wasserstein(D / D.mean(), C / C.mean(), 0.05 / 3, outer_iters=5, inner_iters=30)["loss"]
+    torch.testing.assert_close(b["gw"], 9 * gw)
+    torch.testing.assert_close(b["loss"], 3 * a["ot"] + 9 * gw)
+    with pytest.raises(ValueError, match="plan_mass"):
+        _model(plan_mass="unit")
+    with pytest.raises(ValueError, match="gw_music"):
+        _model(gw_music="normalized")
+    with pytest.raises(ValueError, match="kinetic_energy"):
+        _model(kinetic_energy="central")
+
+
+def test_root_translation_term_is_ours_and_can_be_turned_off():
+    """Same joint rotations, root shifted by a constant delta: cost = trans_weight |delta| (0 when turned off)."""
+    rng = np.random.default_rng(4)
+    aa, tr = rng.normal(scale=0.5, size=(20, 72)), rng.normal(size=(20, 3))
+    delta = np.array([0.3, -0.4, 1.2])  # |delta| = 1.3
+    x = poses_to_features(aa, tr)[None].double()
+    y = poses_to_features(aa, tr + delta)[None].double()
+    for w in (1.0, 0.5, 0.0):
+        torch.testing.assert_close(_model(trans_weight=w).pose_cost(x, y), torch.tensor([[1.3 * w]],
+                                                                                        dtype=torch.float64))
+
+
 def _config(path, root, model_args=None, data=None, trainer=None):
     cfg = {
         "seed_everything": 0,
