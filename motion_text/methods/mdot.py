@@ -16,7 +16,8 @@ on two independent mini-batches ``(X, Y)``, ``(X', Y')`` per step (the two halve
 ``D_ij = d(y_i, y'_j)`` and generated-dance distances ``C_ij = c(x~_i, x~'_j)``.
 
 Conventions: OT values use probability-normalised plans (the paper's unit-row-sum plans give ``m`` times the value,
-see :mod:`motion_text.losses.ot`); ``D`` and ``C`` are divided by their (detached) means before GW, so the two
+see :mod:`motion_text.losses.ot`) and are the regularised ``OT_eps = <P, C> + eps KL(P | a b^T)`` (geomloss), the
+function whose gradient both ``grad`` modes follow (the paper's listing outputs ``<P, C>``); ``D`` and ``C`` are divided by their (detached) means before GW, so the two
 domains are compared on one scale (the paper leaves the scales open). The paper states no values for ``eps``,
 iterations, weights or optimiser settings; the defaults here are ours and are listed in ``mdot.yaml``.
 
