@@ -82,15 +82,23 @@ def cccl_lambda(epoch: int, start: int = 40, end: int = 100) -> float:
 
 
 def cccl(text: torch.Tensor, motion: torch.Tensor, sent_emb: torch.Tensor, log_scales: torch.Tensor, lam: float,
-         filter_threshold: float | None = None, gather: bool = True) -> dict[str, torch.Tensor]:
+         filter_threshold: float | None = None, nce_temperature: float = 0.1, gather: bool = True
+         ) -> dict[str, torch.Tensor]:
     """Cross-Consistent Contrastive Loss (MoT++, ``InfoNCECrossConsistent``; method-details 1.1).
 
     With A = norm(text), B = norm(motion), Z = norm(sent_emb) and s = exp(log_scales) = [s_c, s_t, s_m, s_z]:
     C = s_c A B^T, T = s_t A A^T, M = s_m B B^T, Zt = s_z Z Z^T;
-    L_nce = 1/2 [CE(C, I) + CE(C^T, I)] (negative filtering optional);
+    L_nce = 1/2 [CE(C, I) + CE(C^T, I)];
     L_teach = cc(Zt, T) + cc(Zt, M);
     L_cons = 1/4 [cc(T, C) + cc(T, C^T) + cc(C, T) + cc(C^T, T)] + 1/4 [the same with M];
     L = L_nce + lam L_cons + (1 - lam) L_teach.
+
+    With ``filter_threshold`` set, L_nce is TMR's filtered InfoNCE instead, as MoT++ runs it
+    (``src/model/losses/info_nce_cross_consistent.py::InfoNCECrossConsistent`` with
+    ``infonce_loss_fn=src/model/losses/tmr_losses.py::InfoNCE_with_filtering``, the
+    ``info-nce-with-filtering-cross-consistent-*`` configurations): logits A B^T / ``nce_temperature`` with the
+    *fixed* temperature 0.1 of that configuration, near-duplicate negatives (:func:`filter_mask`) set to -inf. The
+    learnable s_c then only enters L_cons and receives no gradient from L_nce.
     """
     with _fp32(text.device):
         (a, b, z), _ = _gather(gather, text.float(), motion.float(), sent_emb.float())
@@ -102,7 +110,7 @@ def cccl(text: torch.Tensor, motion: torch.Tensor, sent_emb: torch.Tensor, log_s
         zt = s_z * z @ z.T
         logits = c
         if filter_threshold is not None:
-            logits = c.masked_fill(filter_mask(z, filter_threshold), float("-inf"))
+            logits = (a @ b.T / nce_temperature).masked_fill(filter_mask(z, filter_threshold), float("-inf"))
         target = torch.arange(len(c), device=c.device)
         nce = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
         teach = cc_kl(zt, t) + cc_kl(zt, m)

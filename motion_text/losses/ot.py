@@ -9,30 +9,43 @@ Conventions (shared with POT, ``ot.bregman`` / ``ot.gromov``)
 ---------------------------------------------------------------
 * Empirical measures carry **uniform probability weights** ``1/m`` and ``1/n``: a transport plan sums to 1.
   The paper's Sinkhorn listing uses ``a = 1 ./ (K b)``, i.e. plans whose rows and columns sum to 1 (total mass m for
-  an ``m x m`` problem). Its OT value is exactly ``m`` times :func:`sinkhorn_cost` for square problems (same plan up
+  an ``m x m`` problem). Its transport value is exactly ``m`` times that of :func:`sinkhorn_cost` for square problems (same plan up
   to the factor ``m``). For GW the unit-row-sum plan also enters the linearised cost ``-2 D pi C^T`` ``m`` times
   larger, so the paper's GW is ``m^2`` times :func:`entropic_gromov_wasserstein`'s **at** ``eps / m``, not at
   ``eps``; ``marginals="unit"`` computes it. Probability weights are this project's choice (POT's convention; it
   keeps OT and GW on the batch-size-independent scale of the definitions with ``mu = 1/m sum delta``).
-* The entropic term is ``eps * sum P log P`` with the natural logarithm (the kernel ``K = exp(-C / eps)`` of the
-  paper's algorithm). The paper's ``log_2`` in ``I(gamma)`` would only rescale ``eps`` by ``ln 2``.
+* The entropic term is ``eps KL(P | a b^T) = eps (sum P log P + log(m n))`` for a plan of mass 1, with the natural
+  logarithm (the kernel ``K = exp(-C / eps)`` of the paper's algorithm; the constant does not move the plan). The
+  paper's ``log_2`` in ``I(gamma)`` would only rescale ``eps`` by ``ln 2``.
 * All iterations run in the log domain (``logsumexp`` on ``-C/eps + f + g``), so ``eps`` can be several orders of
   magnitude smaller than the costs without the kernel ``exp(-C/eps)`` underflowing.
 * Computation runs with autocast disabled, in float64 when the input is float64 and in float32 otherwise (bf16/fp16
   inputs are upcast); results come back in that compute dtype.
 
-Gradients
----------
-``grad="envelope"`` (default) runs the fixed-point iterations under ``torch.no_grad()`` and evaluates the value with
-the plan detached. By the envelope (Danskin) theorem, the gradient of the entropic OT objective
-``W_eps(C) = min_P <P, C> + eps KL(P | a b^T)`` with respect to the cost is the optimal plan, so
-``d<P.detach(), C>/dC = P`` is the gradient of ``W_eps`` (Genevay et al., AISTATS 2018; Feydy et al., AISTATS 2019).
-It needs no activation memory for the L iterations (memory O(mn) instead of O(L mn)) and cannot produce exploding or
-NaN gradients through long chains of ``logsumexp``. ``grad="unrolled"`` backpropagates through every iteration
-instead, at L times the memory, and gives the exact derivative of the returned transport term ``<P(C), C>``; that
-differs from the envelope gradient by ``eps * dKL(P(C) | a b^T)/dC``, which does not vanish in general (at
-convergence the unrolled derivative of the full ``W_eps`` equals the envelope gradient). For GW the envelope gradient is the partial derivative of
-``sum L(D, C) pi pi`` at the fixed plan, which is the gradient of the entropic GW objective at a stationary plan.
+Value and gradient
+------------------
+The value returned and the function whose gradient is computed are the same in every mode. Two values exist:
+
+* ``value="entropic"`` (default): the regularised ``OT_eps(a, b) = min_P <P, C> + eps KL(P | a b^T)`` of geomloss
+  (jeanfeydy/geomloss v0.2.6, ``geomloss/sinkhorn_divergence.py::sinkhorn_cost``, ``debias=False``: the dual value
+  ``<a, f> + <b, g>``, equal to the primal at the fixed point) and of POT's ``ot.solve(M, a, b, reg=eps).value``.
+  It is evaluated in the primal form ``<P, C> + eps (sum P log(P / (a b^T)) - sum P + 1)`` (the generalised KL, so
+  that a plan whose marginals are not yet exact still gives a differentiable value).
+  With ``grad="envelope"`` (default) the iterations run under ``torch.no_grad()`` and the gradient with respect to
+  the cost is the plan ``P``: by the envelope (Danskin) theorem ``dOT_eps/dC = P*`` (Genevay et al., AISTATS 2018;
+  Feydy et al., AISTATS 2019; geomloss obtains the same gradient through its last extrapolation step). It needs no
+  activation memory for the L iterations (O(mn) instead of O(L mn)) and cannot produce exploding or NaN gradients
+  through long chains of ``logsumexp``; it is exact at convergence. ``grad="unrolled"`` backpropagates through
+  every iteration: the exact derivative of the returned value for any number of iterations, at L times the memory.
+* ``value="transport"``: the transport term ``<P, C>`` alone (POT's ``ot.sinkhorn2`` and
+  ``ot.bregman.empirical_sinkhorn_divergence``; the output ``sum C a K b`` of MDOT-Net's Sinkhorn listing). Its
+  derivative is not the plan (it differs from it by ``eps dKL(P(C) | a b^T)/dC``: at eps = 2 the two even have
+  opposite signs along some directions), so it is only available with ``grad="unrolled"``.
+
+The debiased divergence of :func:`sinkhorn_divergence` and the six-term estimator of
+:func:`sinkhorn_divergence_unbiased` combine terms of the chosen value, and inherit its gradient. For GW the envelope
+gradient is the partial derivative of ``sum L(D, C) pi pi`` at the fixed plan, which is the gradient of the entropic
+GW objective at a stationary plan.
 """
 
 from __future__ import annotations
@@ -58,6 +71,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GradMode = Literal["envelope", "unrolled"]
+ValueKind = Literal["entropic", "transport"]
 CostKind = Literal["sqeuclidean", "euclidean"] | Callable[[Tensor, Tensor], Tensor]
 
 #: how often (in iterations) the marginal error is checked when a tolerance is given
@@ -94,6 +108,14 @@ def _check_eps(eps: float) -> float:
 def _check_grad(grad: str) -> None:
     if grad not in ("envelope", "unrolled"):
         raise ValueError(f"grad must be 'envelope' or 'unrolled', got {grad!r}")
+
+
+def _check_value(value: str, grad: str) -> None:
+    if value not in ("entropic", "transport"):
+        raise ValueError(f"value must be 'entropic' or 'transport', got {value!r}")
+    if value == "transport" and grad == "envelope":
+        raise ValueError("value='transport' (<P, C>) needs grad='unrolled': the envelope gradient (the plan) is the "
+                         "gradient of the entropic value, not of <P, C>")
 
 
 def _check_iters(name: str, iters: int) -> int:
@@ -210,6 +232,16 @@ def _log_plan(scaled: Tensor, f: Tensor, g: Tensor) -> Tensor:
     return -scaled + f.unsqueeze(-1) + g.unsqueeze(-2)
 
 
+def _ot_value(plan: Tensor, log_plan: Tensor, C: Tensor, eps: float, value: str) -> Tensor:
+    """``<P, C>`` or ``<P, C> + eps KL(P | a b^T)`` (generalised KL, uniform a, b) over the last two dimensions."""
+    transport = (plan * C).sum(dim=(-2, -1))
+    if value == "transport":
+        return transport
+    log_ab = -math.log(C.shape[-2] * C.shape[-1])
+    kl = (plan * (log_plan - log_ab)).sum(dim=(-2, -1)) - plan.sum(dim=(-2, -1)) + 1.0
+    return transport + eps * kl
+
+
 def sinkhorn_cost(
     C: Tensor,
     eps: float,
@@ -217,15 +249,19 @@ def sinkhorn_cost(
     tol: float | None = None,
     grad: GradMode = "envelope",
     return_plan: bool = False,
+    value: ValueKind = "entropic",
 ) -> Tensor | tuple[Tensor, Tensor]:
-    r"""Entropic OT cost ``<P_eps, C>`` between two uniform empirical measures (MDOT-Net "Computing the OT Distance").
+    r"""Entropic OT between two uniform empirical measures (MDOT-Net "Computing the OT Distance").
 
-    Solves ``P_eps = argmin_{P in U(1/m, 1/n)} <P, C> + eps sum_ij P_ij log P_ij`` with ``iters`` log-domain
-    Sinkhorn-Knopp iterations and returns the transport term ``<P_eps, C>`` only (without the entropy), the value
-    ``ot.sinkhorn2(a, b, C, reg=eps, method="sinkhorn_log")`` returns for ``a = 1/m``, ``b = 1/n``.
+    Solves ``P_eps = argmin_{P in U(1/m, 1/n)} <P, C> + eps KL(P | a b^T)`` with ``iters`` log-domain Sinkhorn-Knopp
+    iterations and returns, by default, the regularised value ``OT_eps = <P_eps, C> + eps KL(P_eps | a b^T)`` of
+    geomloss (``sinkhorn_divergence.py::sinkhorn_cost`` with ``debias=False``) and POT's
+    ``ot.solve(C, reg=eps).value``, whose gradient is the plan (see the module docstring). ``value="transport"``
+    returns ``<P_eps, C>`` instead (``ot.sinkhorn2(a, b, C, reg=eps, method="sinkhorn_log")``), differentiated
+    through the iterations.
 
-    The paper's output ``sum_ij C_ij a_i K_ij b_j`` uses plans with unit row/column sums; for ``m x m`` batches it
-    equals ``m * sinkhorn_cost(C, eps)``.
+    The paper's output ``sum_ij C_ij a_i K_ij b_j`` is the transport term with plans of unit row/column sums; for
+    ``m x m`` batches it equals ``m * sinkhorn_cost(C, eps, value="transport", grad="unrolled")``.
 
     Parameters
     ----------
@@ -239,18 +275,21 @@ def sinkhorn_cost(
         Stop early once the L1 error of the row marginals is below ``tol`` (checked every 10 iterations, the worst
         problem of the batch decides). ``None`` runs exactly ``iters`` iterations.
     grad : {"envelope", "unrolled"}
-        ``"envelope"``: iterate without autograd and return ``<P.detach(), C>``, whose gradient ``P`` is that of
-        the entropic objective ``W_eps`` (see module docstring). ``"unrolled"``: differentiate through the
-        iterations (the derivative of the transport term ``<P(C), C>`` itself).
+        ``"envelope"``: iterate without autograd; the gradient with respect to ``C`` is the plan ``P``, the gradient
+        of the entropic value at convergence (only with ``value="entropic"``). ``"unrolled"``: differentiate the
+        returned value through the iterations.
     return_plan : bool
         Also return the plan ``P`` (..., m, n) (detached with ``grad="envelope"``).
+    value : {"entropic", "transport"}
+        The returned value: ``OT_eps`` (default) or ``<P, C>`` (needs ``grad="unrolled"``).
 
     Returns
     -------
-    Tensor of shape (...), or ``(cost, plan)`` when ``return_plan``.
+    Tensor of shape (...), or ``(value, plan)`` when ``return_plan``.
     """
     eps = _check_eps(eps)
     _check_grad(grad)
+    _check_value(value, grad)
     iters = _check_iters("iters", iters)
     _check_cost_matrix(C)
     dtype = _compute_dtype(C, scaled_max=float(C.detach().abs().max()) / eps)
@@ -260,13 +299,19 @@ def sinkhorn_cost(
             with torch.no_grad():
                 scaled = Cc.detach() / eps
                 f, g = _sinkhorn_potentials(scaled, iters, tol)
-                plan = _log_plan(scaled, f, g).exp()
+                log_plan = _log_plan(scaled, f, g)
+                plan = log_plan.exp()
+                fixed = _ot_value(plan, log_plan, Cc.detach(), eps, value)
+            # the value of OT_eps with the gradient P (the added term is zero)
+            cost = fixed + (plan * (Cc - Cc.detach())).sum(dim=(-2, -1))
         else:
             scaled = Cc / eps
             f, g = _sinkhorn_potentials(scaled, iters, tol)
-            plan = _log_plan(scaled, f, g).exp()
+            log_plan = _log_plan(scaled, f, g)
+            plan = log_plan.exp()
+            cost = _ot_value(plan, log_plan, Cc, eps, value)
         out_dtype = _compute_dtype(C)
-        cost, plan = (plan * Cc).sum(dim=(-2, -1)).to(out_dtype), plan.to(out_dtype)
+        cost, plan = cost.to(out_dtype), plan.to(out_dtype)
     if return_plan:
         return cost, plan
     return cost
@@ -325,6 +370,7 @@ def sinkhorn_divergence_unbiased(
     iters: int = 100,
     tol: float | None = None,
     grad: GradMode = "envelope",
+    value: ValueKind = "entropic",
 ) -> dict[str, Tensor]:
     r"""Unbiased mini-batch OT distance of MDOT-Net's training pipeline (OT-GAN mini-batch energy distance).
 
@@ -333,7 +379,9 @@ def sinkhorn_divergence_unbiased(
         + OT_\epsilon(\tilde X', X') - 2\,OT_\epsilon(\tilde X, \tilde X') - 2\,OT_\epsilon(X, X')
 
     (MDOT-Net, "Overall Algorithmic Pipeline"; Salimans et al., "Improving GANs Using Optimal Transport", ICLR 2018,
-    eq. 6), each ``OT_eps`` being :func:`sinkhorn_cost` on ``pairwise_cost``.
+    eq. 6), each ``OT_eps`` being :func:`sinkhorn_cost` on ``pairwise_cost``: by default the regularised value
+    (geomloss's OT_eps), whose gradient is the envelope gradient; ``value="transport"`` (with ``grad="unrolled"``)
+    uses the transport terms ``<P, C>`` of the paper's listing.
 
     Parameters
     ----------
@@ -341,7 +389,7 @@ def sinkhorn_divergence_unbiased(
         Two independent generated batches (X~, X~').
     y, y2 : Tensor, shapes (n, ...), (n', ...)
         Two independent real batches (X, X').
-    eps, cost, iters, tol, grad
+    eps, cost, iters, tol, grad, value
         See :func:`sinkhorn_cost` and :func:`pairwise_cost`.
 
     Returns
@@ -349,7 +397,7 @@ def sinkhorn_divergence_unbiased(
     dict with ``loss`` and the six terms ``ot_x_y``, ``ot_x2_y``, ``ot_x_y2``, ``ot_x2_y2``, ``ot_x_x2``,
     ``ot_y_y2`` (scalars).
     """
-    kw = dict(eps=eps, iters=iters, tol=tol, grad=grad)
+    kw = dict(eps=eps, iters=iters, tol=tol, grad=grad, value=value)
     parts = {
         "ot_x_y": sinkhorn_cost(pairwise_cost(x, y, cost), **kw),
         "ot_x2_y": sinkhorn_cost(pairwise_cost(x2, y, cost), **kw),
@@ -373,25 +421,30 @@ def sinkhorn_divergence(
     iters: int = 100,
     tol: float | None = None,
     grad: GradMode = "envelope",
+    value: ValueKind = "entropic",
 ) -> dict[str, Tensor]:
-    r"""Debiased Sinkhorn divergence ``OT(x, y) - 1/2 OT(x, x) - 1/2 OT(y, y)`` (Genevay et al., AISTATS 2018, eq. 7).
+    r"""Debiased Sinkhorn divergence ``S_eps = OT(x, y) - 1/2 OT(x, x) - 1/2 OT(y, y)`` (Genevay et al., AISTATS 2018,
+    eq. 7; Feydy et al., AISTATS 2019, eq. 4).
 
-    Each term is the transport part ``<P_eps, C>`` of :func:`sinkhorn_cost`, the convention of POT's
-    ``ot.bregman.empirical_sinkhorn_divergence`` (which additionally clamps the result at 0; this function does
-    not, so that the gradient never vanishes silently).
+    By default each term is the regularised ``OT_eps`` of :func:`sinkhorn_cost`, as geomloss
+    (v0.2.6 ``geomloss/sinkhorn_divergence.py::sinkhorn_cost`` with ``debias=True``,
+    ``SamplesLoss("sinkhorn", debias=True)``), with the envelope gradient of that same value (``grad="unrolled"``:
+    autograd through the iterations). ``value="transport"`` with ``grad="unrolled"`` combines the transport terms
+    ``<P_eps, C>`` instead, the convention of POT's ``ot.bregman.empirical_sinkhorn_divergence`` (which
+    additionally clamps the result at 0; this function does not, so that the gradient never vanishes silently).
 
     Parameters
     ----------
     x : Tensor, shape (m, ...)
     y : Tensor, shape (n, ...)
-    eps, cost, iters, tol, grad
+    eps, cost, iters, tol, grad, value
         See :func:`sinkhorn_cost` and :func:`pairwise_cost`.
 
     Returns
     -------
     dict with ``loss``, ``ot_x_y``, ``ot_x_x``, ``ot_y_y``.
     """
-    kw = dict(eps=eps, iters=iters, tol=tol, grad=grad)
+    kw = dict(eps=eps, iters=iters, tol=tol, grad=grad, value=value)
     ot_xy = sinkhorn_cost(pairwise_cost(x, y, cost), **kw)
     ot_xx = sinkhorn_cost(pairwise_cost(x, x, cost), **kw)
     ot_yy = sinkhorn_cost(pairwise_cost(y, y, cost), **kw)

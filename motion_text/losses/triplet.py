@@ -6,11 +6,12 @@
 * **SH** (sum of hinges, VSE++): sum_ij c_ij.  **MH**: sum_i max_j c_ij.  **mild**: per anchor one negative sampled
   with probability proportional to its violation c_ij (the soft-hard variant; rows without violation give 0).
 * **Dropping** (method-details 2.2): with the detached intra-modal similarities P = E1 E1^T (query modality) and
-  Q = E2 E2^T (candidate modality), negatives with P_ij > delta_hetero or Q_ij > delta_homo are dropped. The
-  reference code drops by setting S_ij = 0 (``drop_mode="zero"``: the hinge margin - S_ii can stay active) and, by its
-  ``< 1 - 1e-6`` test, keeps exact duplicates (similarity 1) as negatives. Here exact duplicates are dropped too by
-  default (``drop_duplicates=True``, a documented deviation: two different motions with the same caption are the false
-  negatives the method exists for); ``drop_mode="remove"`` excludes dropped pairs from the hinge altogether.
+  Q = E2 E2^T (candidate modality), negatives with delta_hetero < P_ij < 1 - 1e-6 or delta_homo < Q_ij < 1 - 1e-6
+  are dropped. The default follows rehamot@06ed696 ``model/losses/losses.py::SoftContrastiveLoss.compute``: dropping
+  sets S_ij = 0 (``drop_mode="zero"``: the hinge margin - S_ii can stay active) and the ``< 1 - 1e-6`` test keeps
+  exact duplicates (similarity 1, e.g. two motions with the same caption, frequent in HumanML3D) as negatives
+  (``drop_duplicates=False``). Options: ``drop_duplicates=True`` drops them too (they are the false negatives the
+  method exists for); ``drop_mode="remove"`` excludes dropped pairs from the hinge altogether.
 
 DropTriple's loss is ``g(m, t) + g(t, m)``: SH without dropping during warm-up, then MH (or mild) with dropping.
 """
@@ -25,8 +26,13 @@ __all__ = ["triplet_loss", "drop_mask", "drop_triple_loss"]
 
 
 def drop_mask(e1: torch.Tensor, e2: torch.Tensor, delta_hetero: float = 0.7, delta_homo: float = 0.9,
-              drop_duplicates: bool = True) -> torch.Tensor:
-    """(B, B) bool of dropped negatives (never the diagonal); computed without gradient."""
+              drop_duplicates: bool = False) -> torch.Tensor:
+    """(B, B) bool of dropped negatives (never the diagonal); computed without gradient.
+
+    Default as rehamot@06ed696 ``model/losses/losses.py::SoftContrastiveLoss.compute``:
+    ``(P > delta_hetero) & (P < 1 - 1e-6) | (Q > delta_homo) & (Q < 1 - 1e-6)``, so exact duplicates stay negatives;
+    ``drop_duplicates=True`` drops every pair above the thresholds.
+    """
     with torch.no_grad():
         p, q = e1 @ e1.T, e2 @ e2.T
         if drop_duplicates:
@@ -40,7 +46,7 @@ def drop_mask(e1: torch.Tensor, e2: torch.Tensor, delta_hetero: float = 0.7, del
 
 def triplet_loss(e1: torch.Tensor, e2: torch.Tensor, margin: float = 0.2, mining: str = "sum", drop: bool = False,
                  delta_hetero: float = 0.7, delta_homo: float = 0.9, drop_mode: str = "zero",
-                 drop_duplicates: bool = True, generator: torch.Generator | None = None, gather: bool = True
+                 drop_duplicates: bool = False, generator: torch.Generator | None = None, gather: bool = True
                  ) -> dict[str, torch.Tensor]:
     """g(e1, e2): hinge triplet loss with queries ``e1`` and candidates ``e2``. Returns ``loss`` and ``dropped``."""
     if mining not in ("sum", "max", "mild"):
@@ -77,7 +83,7 @@ def triplet_loss(e1: torch.Tensor, e2: torch.Tensor, margin: float = 0.2, mining
 
 def drop_triple_loss(motion: torch.Tensor, text: torch.Tensor, warm: bool, margin: float = 0.2, mining: str = "max",
                      delta_hetero: float = 0.7, delta_homo: float = 0.9, drop_mode: str = "zero",
-                     drop_duplicates: bool = True, generator: torch.Generator | None = None, gather: bool = True
+                     drop_duplicates: bool = False, generator: torch.Generator | None = None, gather: bool = True
                      ) -> dict[str, torch.Tensor]:
     """DropTriple: g(m, t) + g(t, m); SH without dropping while ``warm``, else ``mining`` with dropping."""
     kw = dict(margin=margin, mining="sum" if warm else mining, drop=not warm, delta_hetero=delta_hetero,

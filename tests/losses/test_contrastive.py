@@ -1,6 +1,7 @@
 """InfoNCE and CCCL against loop / numpy references written here."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +92,25 @@ def test_cccl_matches_reference(lam):
 
 def test_cccl_lambda_schedule():
     assert [cccl_lambda(e, 40, 100) for e in (0, 39, 40, 70, 100, 250)] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+
+
+MOTPP = Path(__file__).resolve().parents[1] / "fixtures" / "mot_cccl" / "motpp_cccl.npz"
+
+
+@pytest.mark.parametrize("variant", ["plain", "filtered"])
+def test_cccl_matches_motpp_outputs(variant):
+    """Loss and gradients of MoT++ (mesnico/MOTpp@9192f01) ``InfoNCECrossConsistent`` (kldiv, lambda 40 -> 100,
+    epoch 60), without and with ``infonce_loss_fn=InfoNCE_with_filtering(temperature=0.1, threshold_selfsim=0.8)``,
+    stored by tests/fixtures/mot_cccl/make_fixture.py. The filtered variant uses the fixed temperature 0.1, so the
+    multimodal scale s_c gets a gradient from L_cons only."""
+    ref = np.load(MOTPP)
+    m = torch.tensor(ref["motion"], requires_grad=True)
+    t = torch.tensor(ref["text"], requires_grad=True)
+    scales = torch.tensor(ref["log_scales"], requires_grad=True)
+    kw = {"filter_threshold": 0.8} if variant == "filtered" else {}
+    out = cccl(t, m, torch.tensor(ref["sent_emb"]), scales, lam=cccl_lambda(60, 40, 100), **kw)
+    gm, gt, gs = torch.autograd.grad(out["loss"], (m, t, scales))
+    np.testing.assert_allclose(out["loss"].item(), ref[f"{variant}_loss"].item(), rtol=1e-5)
+    np.testing.assert_allclose(gm.numpy(), ref[f"{variant}_grad_motion"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gt.numpy(), ref[f"{variant}_grad_text"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gs.numpy(), ref[f"{variant}_grad_log_scales"], rtol=1e-4, atol=1e-6)

@@ -1,8 +1,8 @@
-"""Entropic OT / GW losses of MDOT-Net against POT and hand references."""
+"""Entropic OT / GW losses of MDOT-Net against POT, geomloss's outputs and hand references."""
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 
 import numpy as np
 import ot
@@ -19,6 +19,8 @@ from motion_text.losses.ot import (
 
 POT_KW = dict(method="sinkhorn_log", numItermax=20000, stopThr=1e-13)
 CONVERGED = dict(iters=20000, tol=1e-13)
+TRANSPORT = dict(value="transport", grad="unrolled")  # <P, C>, POT's sinkhorn2 convention
+GEOMLOSS = Path(__file__).resolve().parents[1] / "fixtures" / "sinkhorn" / "geomloss_sinkhorn.npz"
 
 
 def _unif(k: int) -> np.ndarray:
@@ -30,6 +32,12 @@ def _pot_ot(x: np.ndarray, y: np.ndarray, eps: float, metric: str = "sqeuclidean
     return float(ot.sinkhorn2(_unif(len(x)), _unif(len(y)), C, reg=eps, **POT_KW))
 
 
+def _pot_ot_eps(x: np.ndarray, y: np.ndarray, eps: float) -> float:
+    """Regularised OT_eps = <P, C> + eps KL(P | a b^T) (POT ``ot.solve(..., reg=eps).value``)."""
+    C = ot.dist(x.reshape(len(x), -1), y.reshape(len(y), -1), metric="sqeuclidean")
+    return float(ot.solve(C, _unif(len(x)), _unif(len(y)), reg=eps, max_iter=20000, tol=1e-13).value)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # sinkhorn_cost
 # ----------------------------------------------------------------------------------------------------------------------
@@ -38,9 +46,12 @@ def test_sinkhorn_cost_matches_pot(m, n, eps):
     rng = np.random.default_rng(m * 100 + n)
     C = rng.random((m, n)) * 2.0
     ref = float(ot.sinkhorn2(_unif(m), _unif(n), C, reg=eps, **POT_KW))
-    got = sinkhorn_cost(torch.tensor(C), eps, **CONVERGED)
+    got = sinkhorn_cost(torch.tensor(C), eps, **CONVERGED, **TRANSPORT)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.item(), ref, rtol=1e-5)
+    # the default value is the regularised OT_eps (POT's ot.solve value, geomloss's OT_eps)
+    ref_eps = float(ot.solve(C, _unif(m), _unif(n), reg=eps, max_iter=20000, tol=1e-13).value)
+    np.testing.assert_allclose(sinkhorn_cost(torch.tensor(C), eps, **CONVERGED).item(), ref_eps, rtol=1e-7)
 
     _, plan = sinkhorn_cost(torch.tensor(C), eps, return_plan=True, **CONVERGED)
     ref_plan = ot.sinkhorn(_unif(m), _unif(n), C, reg=eps, **POT_KW)
@@ -70,7 +81,7 @@ def test_paper_scaling_is_m_times():
         a = 1.0 / (K @ b)
         b = 1.0 / (K.T @ a)
     paper = float((C * a[:, None] * K * b[None, :]).sum())
-    ours = sinkhorn_cost(torch.tensor(C), eps, **CONVERGED).item()
+    ours = sinkhorn_cost(torch.tensor(C), eps, **CONVERGED, **TRANSPORT).item()
     np.testing.assert_allclose(paper, m * ours, rtol=1e-8)
 
 
@@ -120,10 +131,17 @@ def test_unbiased_divergence_matches_six_pot_terms():
         _pot_ot(x, y, eps) + _pot_ot(x2, y, eps) + _pot_ot(x, y2, eps) + _pot_ot(x2, y2, eps)
         - 2 * _pot_ot(x, x2, eps) - 2 * _pot_ot(y, y2, eps)
     )
-    out = sinkhorn_divergence_unbiased(*(torch.tensor(a) for a in (x, x2, y, y2)), eps=eps, **CONVERGED)
+    out = sinkhorn_divergence_unbiased(*(torch.tensor(a) for a in (x, x2, y, y2)), eps=eps, **CONVERGED, **TRANSPORT)
     np.testing.assert_allclose(out["loss"].item(), ref, rtol=1e-5)
     np.testing.assert_allclose(out["ot_y_y2"].item(), _pot_ot(y, y2, eps), rtol=1e-5)
     assert set(out) == {"loss", "ot_x_y", "ot_x2_y", "ot_x_y2", "ot_x2_y2", "ot_x_x2", "ot_y_y2"}
+    # default: the same six terms of the regularised OT_eps
+    ref_eps = (
+        _pot_ot_eps(x, y, eps) + _pot_ot_eps(x2, y, eps) + _pot_ot_eps(x, y2, eps) + _pot_ot_eps(x2, y2, eps)
+        - 2 * _pot_ot_eps(x, x2, eps) - 2 * _pot_ot_eps(y, y2, eps)
+    )
+    out = sinkhorn_divergence_unbiased(*(torch.tensor(a) for a in (x, x2, y, y2)), eps=eps, **CONVERGED)
+    np.testing.assert_allclose(out["loss"].item(), ref_eps, rtol=1e-6)
 
 
 def test_classic_divergence_matches_pot_empirical():
@@ -137,7 +155,7 @@ def test_classic_divergence_matches_pot_empirical():
     ref = float(ot.bregman.empirical_sinkhorn_divergence(
         x, y, eps, metric="sqeuclidean", numIterMax=1000, stopThr=1e-9, warn=False, method="sinkhorn_log"
     ))
-    out = sinkhorn_divergence(torch.tensor(x), torch.tensor(y), eps, iters=1000)
+    out = sinkhorn_divergence(torch.tensor(x), torch.tensor(y), eps, iters=1000, **TRANSPORT)
     assert ref > 0
     np.testing.assert_allclose(out["loss"].item(), ref, rtol=1e-5)
     np.testing.assert_allclose(out["loss"].item(), out["ot_x_y"].item() - 0.5 * (out["ot_x_x"] + out["ot_y_y"]).item())
@@ -182,7 +200,7 @@ def test_small_eps_large_costs_stay_finite(dtype, grad):
 
 
 def test_envelope_gradient_is_gradient_of_entropic_objective():
-    """Envelope gradient P* == autograd (unrolled, converged) of W_eps = <P, C> + eps KL(P | a b^T)."""
+    """Envelope gradient P* == autograd (unrolled, converged) of the returned OT_eps = <P, C> + eps KL(P | a b^T)."""
     g = torch.Generator().manual_seed(9)
     m, n, eps = 5, 6, 0.1
     C0 = torch.rand(m, n, generator=g, dtype=torch.float64)
@@ -191,9 +209,7 @@ def test_envelope_gradient_is_gradient_of_entropic_objective():
     (g_env,) = torch.autograd.grad(sinkhorn_cost(C, eps, **CONVERGED), C)
 
     C = C0.clone().requires_grad_()
-    value, P = sinkhorn_cost(C, eps, iters=3000, grad="unrolled", return_plan=True)
-    W = value + eps * (P * (P.log() + math.log(m * n))).sum()
-    (g_unrolled,) = torch.autograd.grad(W, C)
+    (g_unrolled,) = torch.autograd.grad(sinkhorn_cost(C, eps, iters=3000, grad="unrolled"), C)
 
     torch.testing.assert_close(g_env, g_unrolled, rtol=1e-7, atol=1e-9)
     # and the envelope gradient is the plan itself
@@ -201,10 +217,80 @@ def test_envelope_gradient_is_gradient_of_entropic_objective():
     torch.testing.assert_close(g_env, plan)
 
 
-def test_unrolled_gradient_matches_finite_differences():
+@pytest.mark.parametrize("value", ["entropic", "transport"])
+def test_unrolled_gradient_matches_finite_differences(value):
     g = torch.Generator().manual_seed(10)
     C = torch.rand(3, 4, generator=g, dtype=torch.float64).requires_grad_()
-    assert torch.autograd.gradcheck(lambda c: sinkhorn_cost(c, 0.3, iters=30, grad="unrolled"), (C,))
+    assert torch.autograd.gradcheck(lambda c: sinkhorn_cost(c, 0.3, iters=30, grad="unrolled", value=value), (C,))
+
+
+def _directional(fn, x: torch.Tensor, d: torch.Tensor, h: float = 1e-5) -> tuple[float, float]:
+    """(autograd gradient . d, central finite difference of fn along d) for a scalar fn."""
+    xg = x.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(fn(xg), xg)
+    with torch.no_grad():
+        fd = (fn(x + h * d) - fn(x - h * d)) / (2 * h)
+    return float((grad * d).sum()), float(fd)
+
+
+@pytest.mark.parametrize("eps", [0.3, 2.0])
+@pytest.mark.parametrize("mode", ["envelope", "unrolled", "transport"])
+@pytest.mark.parametrize("which", ["cost", "divergence", "unbiased"])
+def test_each_mode_differentiates_its_returned_value(which, mode, eps):
+    """In every mode the gradient is the derivative of the value returned (central finite differences along a
+    random direction): ``envelope`` and ``unrolled`` of OT_eps, ``transport`` (unrolled) of <P, C>."""
+    g = torch.Generator().manual_seed(15)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(4, 3, generator=g, dtype=torch.float64) + 0.5
+    x2 = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y2 = torch.randn(4, 3, generator=g, dtype=torch.float64) + 0.5
+    d = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    kw = dict(iters=3000, tol=1e-12, grad="envelope") if mode == "envelope" else dict(iters=40, grad="unrolled")
+    kw["value"] = "transport" if mode == "transport" else "entropic"
+    fn = {
+        "cost": lambda z: sinkhorn_cost(pairwise_cost(z, y), eps, **kw),
+        "divergence": lambda z: sinkhorn_divergence(z, y, eps, **kw)["loss"],
+        "unbiased": lambda z: sinkhorn_divergence_unbiased(z, x2, y, y2, eps, **kw)["loss"],
+    }[which]
+    analytic, fd = _directional(fn, x, d)
+    assert analytic == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_transport_value_is_not_differentiated_by_the_plan():
+    """Why ``value="transport"`` needs ``grad="unrolled"``: at eps = 2 the plan (envelope gradient) and the derivative
+    of <P, C> disagree, in sign along this direction."""
+    g = torch.Generator().manual_seed(16)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(4, 3, generator=g, dtype=torch.float64) + 0.5
+    d = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    _, fd_transport = _directional(lambda z: sinkhorn_divergence(z, y, 2.0, **CONVERGED, **TRANSPORT)["loss"], x, d)
+    envelope, fd_entropic = _directional(lambda z: sinkhorn_divergence(z, y, 2.0, **CONVERGED)["loss"], x, d)
+    assert envelope == pytest.approx(fd_entropic, rel=1e-6)
+    assert abs(envelope - fd_transport) > 0.1 * abs(envelope)
+    with pytest.raises(ValueError, match="unrolled"):
+        sinkhorn_cost(torch.rand(3, 3), 0.1, value="transport")
+    with pytest.raises(ValueError, match="value"):
+        sinkhorn_divergence(x, y, 0.1, value="dual")
+
+
+@pytest.mark.parametrize("grad,eps", [("envelope", 0.4), ("envelope", 2.0), ("unrolled", 2.0)])
+def test_default_value_and_gradient_match_geomloss(grad, eps):
+    """OT_eps and the debiased S_eps with their gradients, against geomloss v0.2.6's ``sinkhorn_loop`` /
+    ``sinkhorn_cost`` (converged at a fixed eps; tests/fixtures/sinkhorn/make_fixture.py), squared Euclidean cost."""
+    ref = np.load(GEOMLOSS)
+    iters = CONVERGED if grad == "envelope" else dict(iters=300)
+    for key in ("ot", "debiased"):
+        x = torch.tensor(ref["x"], requires_grad=True)
+        y = torch.tensor(ref["y"], requires_grad=True)
+        if key == "ot":
+            value = sinkhorn_cost(pairwise_cost(x, y), eps, grad=grad, **iters)
+        else:
+            value = sinkhorn_divergence(x, y, eps, grad=grad, **iters)["loss"]
+        gx, gy = torch.autograd.grad(value, (x, y))
+        name = f"{key}_eps{eps}"
+        np.testing.assert_allclose(value.item(), ref[f"{name}_value"], rtol=1e-7)
+        np.testing.assert_allclose(gx.numpy(), ref[f"{name}_grad_x"], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(gy.numpy(), ref[f"{name}_grad_y"], rtol=1e-6, atol=1e-9)
 
 
 def test_low_precision_inputs_are_upcast():
@@ -240,6 +326,8 @@ def test_guards():
         sinkhorn_divergence(torch.rand(0, 3), torch.rand(4, 3), 0.1)
     with pytest.raises(ValueError, match="grad"):
         sinkhorn_cost(C, 0.1, grad="implicit")
+    with pytest.raises(ValueError, match="value"):
+        sinkhorn_cost(C, 0.1, value="dual")
     with pytest.raises(ValueError, match="eps"):
         entropic_gromov_wasserstein(torch.rand(4, 4), torch.rand(3, 3), 0.0)
 

@@ -1,4 +1,6 @@
-"""DropTriple losses against loop references written here."""
+"""DropTriple losses against loop references written here and against rehamot's own outputs."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,9 +59,10 @@ def test_shared_caption_pair_is_dropped():
     motion = _emb(4, 8, 4)
     text = _emb(4, 8, 5)
     text[2] = text[0]  # two different motions share the same caption
-    mask = drop_mask(text, motion, 0.7, 0.9)  # g(t, m): query modality = text
+    mask = drop_mask(text, motion, 0.7, 0.9, drop_duplicates=True)  # g(t, m): query modality = text
     assert mask[0, 2] and mask[2, 0]
-    # the reference's < 1 - 1e-6 test keeps exact duplicates as negatives
+    # default: the reference's < 1 - 1e-6 test keeps exact duplicates as negatives
+    assert not drop_mask(text, motion, 0.7, 0.9)[0, 2]
     assert not drop_mask(text, motion, 0.7, 0.9, drop_duplicates=False)[0, 2]
 
 
@@ -85,3 +88,30 @@ def test_warm_up_uses_sum_without_dropping():
     warm = drop_triple_loss(m, t, warm=True)
     assert float(warm["dropped"]) == 0
     assert float(warm["loss"]) == pytest.approx(ref_g(m, t, 0.2, "sum") + ref_g(t, m, 0.2, "sum"), rel=1e-5)
+
+
+REHAMOT = Path(__file__).resolve().parents[1] / "fixtures" / "droptriple" / "rehamot_softcontrastive.npz"
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_default_matches_rehamot_soft_contrastive_loss(warm):
+    """Loss and gradients of rehamot@06ed696 ``model/losses/losses.py::SoftContrastiveLoss`` (margin 0.2,
+    thresholds 0.7 / 0.9) on a batch with duplicate captions, stored by tests/fixtures/droptriple/make_fixture.py."""
+    ref = np.load(REHAMOT)
+    name = "warm_sum" if warm else "hard_drop"
+    m = torch.tensor(ref["motion"], requires_grad=True)
+    t = torch.tensor(ref["text"], requires_grad=True)
+    out = drop_triple_loss(m, t, warm=warm)  # every default: margin, thresholds, drop mode, duplicates, mining
+    gm, gt = torch.autograd.grad(out["loss"], (m, t))
+    np.testing.assert_allclose(out["loss"].item(), ref[f"{name}_loss"], rtol=1e-6)
+    np.testing.assert_allclose(gm.numpy(), ref[f"{name}_grad_motion"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gt.numpy(), ref[f"{name}_grad_text"], rtol=1e-5, atol=1e-6)
+
+
+def test_dropping_duplicates_is_an_option_that_changes_the_loss():
+    ref = np.load(REHAMOT)
+    m, t = torch.tensor(ref["motion"]), torch.tensor(ref["text"])
+    keep = drop_triple_loss(m, t, warm=False)
+    drop = drop_triple_loss(m, t, warm=False, drop_duplicates=True)
+    assert drop["dropped"] > keep["dropped"]  # the duplicate-caption pairs (similarity 1) are dropped too
+    assert abs(drop["loss"].item() - float(ref["hard_drop_loss"])) > 0.1

@@ -1,4 +1,6 @@
-"""Retrieval metric against plain numpy references written here."""
+"""Retrieval metric against plain numpy references written here and against TMR's own metric code."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +172,33 @@ def test_sparse_gt_mask_matches_reference(ties):
     gt_cols = [list(np.nonzero(row)[0]) for row in mask]
     got = retrieval_ranks(torch.from_numpy(sims), torch.from_numpy(mask), ties=ties).numpy()
     np.testing.assert_allclose(got, ref_ranks(sims, ties, gt_cols=gt_cols))
+
+
+TMR_THRESHOLD = Path(__file__).resolve().parents[1] / "fixtures" / "tmr_threshold" / "tmr_threshold.npz"
+
+
+def test_threshold_protocol_matches_tmr_on_the_float32_boundary():
+    """Ranks and metrics of TMR (Mathux/TMR@6d74688 ``src/model/metrics.py::all_contrastive_metrics``, threshold
+    0.95) stored by tests/fixtures/tmr_threshold/make_fixture.py: captions 0/1 have the float32 similarity
+    float32(0.9) (not a match for TMR, although their float64 cosine exceeds 0.9), captions 2/3 the next float32
+    (a match for TMR, although their float64 cosine is below 0.9)."""
+    ref = np.load(TMR_THRESHOLD)
+    sims, sent = torch.from_numpy(ref["sims"]).double(), torch.from_numpy(ref["sent_emb"])
+    gt = torch.eye(len(sims), dtype=torch.bool)
+    gt[2, 3] = gt[3, 2] = True  # what TMR counts here, by hand: only the upper pair
+    np.testing.assert_array_equal(retrieval_ranks(sims, gt).numpy(), ref["t2m_cols"])
+    np.testing.assert_array_equal(retrieval_ranks(sims.T, gt.T).numpy(), ref["m2t_cols"])
+    res = protocol_threshold(sims, sent, threshold=0.95)
+    for d in ("t2m", "m2t"):
+        for k in ("R01", "R02", "R03", "R05", "R10", "MedR"):
+            assert res[d][k] == pytest.approx(float(ref[f"{d}_{k}"]), abs=1e-9), (d, k)
+    # through the Metric (sims = I @ sims^T^T with normalize=False), sentence embeddings stored as float32
+    metric = RetrievalMetric(protocols=("threshold",), normalize=False)
+    metric.update(torch.eye(len(sims)), torch.from_numpy(ref["sims"]).T.contiguous(), torch.arange(len(sims)),
+                  sent_emb=sent)
+    out = metric.compute()
+    assert float(out["threshold/t2m/R01"]) == pytest.approx(float(ref["t2m_R01"]))
+    assert float(out["threshold/m2t/MedR"]) == pytest.approx(float(ref["m2t_MedR"]))
+    # the float64-cosine option counts the other pair instead
+    exact = protocol_threshold(sims, sent, threshold=0.95, exact_cosine=True)
+    assert exact["t2m"]["R02"] != pytest.approx(res["t2m"]["R02"])
