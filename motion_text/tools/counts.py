@@ -33,9 +33,9 @@ class SplitCounts:
     ids: int  # ids of the split file (duplicates count, as skips; mirrors left out of the test split do not)
     kept_ids: int  # ids with at least one item
     items: int  # motion-caption items (AIST++: sequences)
-    whole: int  # whole-motion items
-    spans: int  # sub-motion items
-    captions: int
+    whole: int | None  # whole-motion items (None for AIST++)
+    spans: int | None  # sub-motion items
+    captions: int | None
     skipped_ids: dict[str, int] = field(default_factory=dict)
     skipped_in_kept: dict[str, int] = field(default_factory=dict)
     excluded: int = 0  # test items removed by the dataset's exclude_test list
@@ -73,7 +73,7 @@ def split_counts(dm, splits: list[str] | None = None) -> list[SplitCounts]:
 
                     items, report = read_aistpp_split(spec.resolved_root(), split, strict=dm.strict,
                                                       return_report=True)
-                    rows.append(SplitCounts(spec.name, split, report.total, len(items), len(items), len(items), 0, 0,
+                    rows.append(SplitCounts(spec.name, split, report.total, len(items), len(items), None, None, None,
                                             _counter(report.ids), _counter(report.captions),
                                             examples=dict(report.examples)))
                     continue
@@ -115,8 +115,11 @@ def format_counts(rows: list[SplitCounts], settings: list[str] = ()) -> str:
     """A plain-text table of ``rows`` (one line per dataset and split), the settings above and examples below."""
     head = ["dataset", "split", "ids", "kept ids", "items", "whole", "spans", "captions", "skipped ids",
             "skipped in kept ids"]
-    body = [[r.dataset, r.split, f"{r.ids:,}", f"{r.kept_ids:,}", f"{r.items:,}", f"{r.whole:,}", f"{r.spans:,}",
-             f"{r.captions:,}", _reasons(r.skipped_ids), _reasons(r.skipped_in_kept)] for r in rows]
+    def num(n: int | None) -> str:
+        return "-" if n is None else f"{n:,}"
+
+    body = [[r.dataset, r.split, num(r.ids), num(r.kept_ids), num(r.items), num(r.whole), num(r.spans),
+             num(r.captions), _reasons(r.skipped_ids), _reasons(r.skipped_in_kept)] for r in rows]
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     right = {2, 3, 4, 5, 6, 7}
 
@@ -124,7 +127,7 @@ def format_counts(rows: list[SplitCounts], settings: list[str] = ()) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
     out = list(settings) + ([""] if settings else [])
-    out += [line(head), line(["-" * w for w in widths])] + [line(b).rstrip() for b in body]
+    out += [line(c).rstrip() for c in [head, ["-" * w for w in widths]] + body]
     for r in rows:
         if r.excluded:
             out.append(f"{r.dataset} {r.split}: {r.excluded:,} items removed by exclude_test (not in the counts)")
@@ -164,7 +167,12 @@ def run(ns: argparse.Namespace) -> int:
     from motion_text.tools.retrieve import load_datamodule
 
     overrides = parse_overrides(list(getattr(ns, "overrides", None) or []))
-    dm = load_datamodule(ns.data, **overrides)  # a DataError (a ValueError) names the file: one error line
+    try:
+        dm = load_datamodule(ns.data, **overrides)
+    except ValueError as e:  # jsonargparse explains a bad value over several lines: keep the key and the value
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        keep = [ln for ln in lines[1:] if ln.startswith(("Subtypes:", "Given value:"))]
+        raise ValueError(" ".join(lines[:1] + keep)) from None
     rows = split_counts(dm, ns.split)
     if not rows:
         raise ValueError(f"no dataset of {ns.data!r} serves the split(s) {ns.split}")
