@@ -24,10 +24,8 @@ REFERENCE = json.loads(FIXTURE.read_text())
 
 
 @pytest.fixture(scope="session")
-def edge_roots(tmp_path_factory) -> dict[str, Path]:
-    from .guo_edge_dataset import build_edge_dataset
-
-    return {fmt: build_edge_dataset(tmp_path_factory.mktemp(f"guo_edge_{fmt}"), fmt) for fmt in REFERENCE["datasets"]}
+def edge_roots(guo_edge_roots) -> dict[str, Path]:
+    return guo_edge_roots
 
 
 def _signature(items) -> Counter:
