@@ -113,6 +113,7 @@ def _tool_parser() -> argparse.ArgumentParser:
 
     tools.add_retrieve_parser(sub)
     tools.add_score_parser(sub)
+    tools.add_counts_parser(sub)
     from motion_text.tools import sparse_args
 
     sparse_args.add_index_parser(sub)
@@ -123,7 +124,15 @@ def _tool_parser() -> argparse.ArgumentParser:
 
 
 def _run_tool(args: list[str]) -> int:
-    ns = _tool_parser().parse_args(args)
+    parser = _tool_parser()
+    ns, extra = parser.parse_known_args(args)
+    if ns.command == "counts":  # --data.KEY=VALUE overrides, as the Lightning subcommands take them
+        from motion_text.tools import counts
+
+        ns.overrides = extra
+        return counts.run(ns)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if ns.command == "synth":
         if ns.format == "aistpp":
             from motion_text.data.synthetic_aistpp import generate_aistpp
@@ -163,7 +172,8 @@ def _run_tool(args: list[str]) -> int:
     return 2
 
 
-TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity", "terms")
+TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity", "terms",
+                 "counts")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -61,3 +61,11 @@ def aistpp_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("aistpp")
     generate_aistpp(root, num=12, seed=0, quiet=True, duration=(4.5, 5.0))
     return root
+
+
+@pytest.fixture(scope="session")
+def guo_edge_roots(tmp_path_factory) -> dict:
+    """``{"humanml3d": root, "kitml": root}``: the data of ``tests/fixtures/guo_filter`` (length and span edge cases)."""
+    from tests.data.guo_edge_dataset import MIN_LEN, build_edge_dataset
+
+    return {fmt: build_edge_dataset(tmp_path_factory.mktemp(f"guo_edge_{fmt}"), fmt) for fmt in MIN_LEN}

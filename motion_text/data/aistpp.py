@@ -190,11 +190,13 @@ def _read_list(path: Path) -> list[str]:
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
 
 
-def read_aistpp_split(root: str | Path, split: str, strict: bool = False) -> list[DanceItem]:
+def read_aistpp_split(root: str | Path, split: str, strict: bool = False,
+                      return_report: bool = False) -> list[DanceItem] | tuple[list[DanceItem], SkipReport]:
     """Items of ``splits/crossmodal_<split>.txt`` minus ``ignore_list.txt``.
 
     Sequences that are ignored, lack a motion file, a music id or a wav are skipped, counted by reason and logged
     once (``strict=True`` raises instead). A missing root or split file raises :class:`DataError`.
+    ``return_report``: also return the :class:`SkipReport` (``motion-text counts``).
     """
     root = Path(root)
     if split not in SPLITS:
@@ -223,7 +225,7 @@ def read_aistpp_split(root: str | Path, split: str, strict: bool = False) -> lis
             continue
         items.append(DanceItem(name, root / "motions" / f"{name}.pkl", root / "wav" / f"{mid}.wav", mid))
     report.log()
-    return items
+    return (items, report) if return_report else items
 
 
 # ---- pose representation and forward kinematics ------------------------------------------------------------------

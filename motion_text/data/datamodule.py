@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from motion_text.data.dataset import EpochSeededSampler, MotionTextDataset, Source, collate_motion_text
 from motion_text.data.features import layout_for
-from motion_text.data.readers import DataError, SplitData, read_guo_split, read_tmr_split
+from motion_text.data.readers import GUO_SPAN_FPS, DataError, SplitData, read_guo_split, read_tmr_split
 from motion_text.data.skeleton import HUMANML3D, Skeleton, get_skeleton
 
 __all__ = ["DatasetSpec", "MotionTextDataModule", "default_cache_dir"]
@@ -93,6 +93,10 @@ class MotionTextDataModule(L.LightningDataModule):
     num_workers: DataLoader workers.
     max_len: crop length in frames (random crop in training, first frames in evaluation); ``null`` = no crop.
     min_len / max_len_filter: override the reference length filter (HumanML3D 40 <= T < 200, KIT-ML 24 <= T < 200).
+    span_fps: Guo layout: seconds -> frames factor of sub-motion captions (Guo et al.'s 20, for KIT-ML as well);
+        ``null``: each dataset's own fps.
+    group_spans: Guo layout: one item per distinct sub-motion span (its captions together) instead of Guo et al.'s
+        one item per sub-motion caption. ``motion-text counts`` prints the resulting per-split counts.
     sample_unit: ``motion`` (one sample per motion, random caption) or ``pair`` (one per (motion, caption) pair).
     seed: seed of shuffling, crops and caption choice (combined with epoch and index).
     joints: also return the joints view (B, T, J, 3) (from ``new_joints/`` or ``recover_from_ric``).
@@ -111,7 +115,8 @@ class MotionTextDataModule(L.LightningDataModule):
                  min_len: int | None = None, max_len_filter: int | None = None, sample_unit: str = "motion",
                  seed: int = 1234, joints: bool = False, include_mirrors_in_test: bool = True, strict: bool = False,
                  allow_missing: bool = False, predict_split: str = "test", window_seconds: float = 4.0,
-                 predict_music: list[str] | None = None) -> None:
+                 predict_music: list[str] | None = None, span_fps: float | None = GUO_SPAN_FPS,
+                 group_spans: bool = False) -> None:
         super().__init__()
         self.specs = list(datasets) if datasets else [DatasetSpec()]
         if len(self.specs) > 1 and any(s.name == "aistpp" for s in self.specs):
@@ -139,6 +144,7 @@ class MotionTextDataModule(L.LightningDataModule):
         self.sample_unit, self.seed, self.joints = sample_unit, seed, joints
         self.include_mirrors_in_test, self.strict, self.allow_missing = include_mirrors_in_test, strict, allow_missing
         self.predict_split = predict_split
+        self.span_fps, self.group_spans = span_fps, group_spans
         self.window_seconds, self.predict_music = window_seconds, predict_music
         self.dance = self.specs[0].name == "aistpp"
         if self.dance and predict_music:
@@ -206,9 +212,24 @@ class MotionTextDataModule(L.LightningDataModule):
             lengths = (self.min_len or d_min, self.max_len_filter or d_max)
         include_mirrors = self.include_mirrors_in_test or split != "test"
         reader = read_guo_split if spec.layout == "guo" else read_tmr_split
-        kwargs = {"length_filter": split != "test"} if spec.layout == "tmr" else {}
+        if spec.layout == "tmr":
+            kwargs = {"length_filter": split != "test"}
+        else:
+            kwargs = {"span_fps": self.span_fps, "group_spans": self.group_spans}
         return reader(spec.resolved_root(), split, spec.skeleton, lengths=lengths, strict=self.strict,
                       allow_missing=self.allow_missing, include_mirrors=include_mirrors, **kwargs)
+
+    def split_items(self, spec: DatasetSpec, split: str, data: SplitData) -> list:
+        """The items of ``data`` that ``split`` uses: on test, minus those of ``spec.exclude_test``."""
+        items = data.items
+        if split == "test" and spec.exclude_test:
+            path = Path(spec.exclude_test).expanduser()
+            if not path.exists():
+                raise DataError(f"{path}: exclude_test list of {spec.name!r} not found")
+            drop = {k.strip() for k in path.read_text().splitlines() if k.strip()}
+            items = [it for it in items if it.motion_id not in drop and it.key not in drop]
+            log.info("%s test: removed %d items listed in %s", spec.name, len(data.items) - len(items), path)
+        return items
 
     def _build(self, split: str) -> MotionTextDataset:
         if split in self.datasets:
@@ -224,14 +245,7 @@ class MotionTextDataModule(L.LightningDataModule):
             if stage not in spec.stages:
                 continue
             data = self.read_split(spec, split)
-            items = data.items
-            if split == "test" and spec.exclude_test:
-                path = Path(spec.exclude_test).expanduser()
-                if not path.exists():
-                    raise DataError(f"{path}: exclude_test list of {spec.name!r} not found")
-                drop = {k.strip() for k in path.read_text().splitlines() if k.strip()}
-                items = [it for it in items if it.motion_id not in drop and it.key not in drop]
-                log.info("%s test: removed %d items listed in %s", spec.name, len(data.items) - len(items), path)
+            items = self.split_items(spec, split, data)
             sources.append(Source(spec.name, items, data.mean, data.std, spec.skeleton.num_joints, i))
         if not sources:
             raise ValueError(f"no dataset serves the {stage!r} stage; set stages in data.datasets")

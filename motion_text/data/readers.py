@@ -6,10 +6,14 @@ dimension, unreadable motion file) raise :class:`DataError` naming the file; per
 drop (too short / too long, no usable caption, bad span) are skipped, counted by reason and reported once per split,
 or raised with ``strict=True``.
 
-Sub-motion captions: a caption with a non-zero ``start#end`` span (seconds) describes the frames
-``[int(start * fps), int(end * fps))`` and becomes its own item, as Guo et al.'s ``Text2MotionDatasetV2`` does.
-Guo et al. multiply by 20 even for KIT-ML (12.5 fps); here the dataset's own fps is used. Captions sharing the same
-span are grouped into one item (Guo et al. create one item per caption).
+Guo layout, as Guo et al.'s ``Text2MotionDatasetV2.__init__`` (EricGuo5513/text-to-motion, ``data/dataset.py``)
+filters: an id whose whole motion has ``T < min_len`` or ``T >= max_len`` is dropped before its captions are read;
+the captions tagged ``0#0`` (or NaN) form one whole-motion item; every other caption cuts
+``motion[int(start * 20):int(end * 20)]`` (20 even for KIT-ML's 12.5 fps; ``span_fps``) into an item of its own, kept
+when ``min_len <= len < max_len`` (a span ending past the motion is clamped like the numpy slice). Differences: item
+keys are ``<id>_<start>_<end>`` (``_2``, ``_3``... for further captions of the same span) instead of a random
+``X_<id>`` prefix, items are sorted by key instead of by length, and spans that start before 0 are skipped (numpy
+would count them from the end). ``group_spans=True`` makes one item of the captions that share a span.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from motion_text.data.features import layout_for
 from motion_text.data.skeleton import Skeleton
 
 __all__ = ["DataError", "MotionItem", "SkipReport", "SplitData", "read_guo_split", "read_tmr_split",
-           "load_stats", "parse_caption_line", "check_motion_file", "GUO_LENGTHS"]
+           "load_stats", "parse_caption_line", "check_motion_file", "GUO_LENGTHS", "GUO_SPAN_FPS"]
 
 log = logging.getLogger(__name__)
 
 #: default length filter (min_len, max_len) in frames of Guo et al.'s loaders: 40 <= T < 200 (t2m), 24 <= T < 200 (kit)
 GUO_LENGTHS = {"humanml3d": (40, 200), "kitml": (24, 200)}
+#: seconds -> frames factor of Guo et al.'s sub-motion cut (``int(f_tag * 20)``), for HumanML3D and KIT-ML alike
+GUO_SPAN_FPS = 20.0
 
 
 class DataError(ValueError):
@@ -201,44 +207,66 @@ def parse_caption_line(line: str) -> tuple[str, float, float]:
 
 def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[tuple[str, float, float]],
                          fps: float, lengths: tuple[int, int], report: SkipReport, strict: bool,
-                         joints_path: Path | None, where: str) -> list[MotionItem]:
-    """Group captions by span into items; apply the length filter."""
+                         joints_path: Path | None, where: str, group_spans: bool = True) -> list[MotionItem]:
+    """Items of one motion: the ``0#0`` captions form the whole-motion item; a span caption cuts
+    ``[int(start * fps), int(end * fps))``, clamped to the motion as a numpy slice is; length filter on each item.
+
+    ``group_spans``: captions sharing a span form one item (a span equal to the whole motion joins the ``0#0``
+    captions); otherwise each span caption is its own item, as ``Text2MotionDatasetV2`` builds them.
+    """
     min_len, max_len = lengths
+    whole = (0, n_frames)
     groups: dict[tuple[int, int], list[str]] = {}
+    singles: list[tuple[tuple[int, int], str]] = []
     for caption, start, end in spans:
         if not caption:
             report.skip("empty caption", where, strict, motion_id)
             continue
         if start == 0.0 and end == 0.0:
-            key = (0, n_frames)
+            groups.setdefault(whole, []).append(caption)
+            continue
+        s, e = int(start * fps), int(end * fps)
+        if end <= start:
+            report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict, motion_id)
+            continue
+        if start < 0 or s >= n_frames:
+            report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
+                        strict, motion_id)
+            continue
+        span = (s, min(e, n_frames))
+        if group_spans:
+            groups.setdefault(span, []).append(caption)
         else:
-            s, e = int(start * fps), int(end * fps)
-            if end <= start:
-                report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict, motion_id)
-                continue
-            if start < 0 or s >= n_frames or e > n_frames + 1:
-                report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
-                            strict, motion_id)
-                continue
-            key = (s, min(e, n_frames))
-        groups.setdefault(key, []).append(caption)
-    items = []
-    for (s, e), caps in sorted(groups.items()):
+            singles.append((span, caption))
+    candidates = [(span, caps, span == whole) for span, caps in groups.items()]
+    candidates += [(span, [caption], False) for span, caption in singles]
+    items, taken = [], Counter()
+    for (s, e), caps, is_whole in candidates:
         n = e - s
-        if n < min_len:
-            report.skip("too short", f"{where} [{s}:{e}]", strict, motion_id)
+        if n < min_len or n >= max_len:
+            reason = ("too short" if n < min_len else "too long") if is_whole else (
+                "caption span too short" if n < min_len else "caption span too long")
+            report.skip(reason, f"{where} [{s}:{e}]", strict, motion_id)
             continue
-        if n >= max_len:
-            report.skip("too long", f"{where} [{s}:{e}]", strict, motion_id)
-            continue
-        key = motion_id if (s, e) == (0, n_frames) else f"{motion_id}_{s}_{e}"
+        key = motion_id if is_whole else f"{motion_id}_{s}_{e}"
+        taken[key] += 1
+        if taken[key] > 1:
+            key = f"{key}_{taken[key]}"
         items.append(MotionItem(key, motion_id, path, s, e, caps, joints_path))
     return items
 
 
 def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tuple[int, int] | None = None,
-                   strict: bool = False, allow_missing: bool = False, include_mirrors: bool = True) -> SplitData:
-    """Read ``<root>/<split>.txt`` of a HumanML3D / KIT-ML folder (``new_joint_vecs``, ``texts``, Mean/Std)."""
+                   strict: bool = False, allow_missing: bool = False, include_mirrors: bool = True,
+                   span_fps: float | None = GUO_SPAN_FPS, group_spans: bool = False) -> SplitData:
+    """Read ``<root>/<split>.txt`` of a HumanML3D / KIT-ML folder (``new_joint_vecs``, ``texts``, Mean/Std).
+
+    Filters as ``Text2MotionDatasetV2.__init__`` (EricGuo5513/text-to-motion, ``data/dataset.py``; see the module
+    docstring): ids whose whole motion fails ``lengths`` (default :data:`GUO_LENGTHS`) are dropped first, counted as
+    ``too short`` / ``too long``. ``span_fps``: seconds -> frames factor of sub-motion captions (the reference's 20;
+    ``None``: the skeleton's fps, 12.5 for KIT-ML). ``group_spans``: one item per distinct span instead of one per
+    caption.
+    """
     root = Path(root)
     _require(root, "dataset root", f"expected a {skeleton.name} folder with new_joint_vecs/, texts/, Mean.npy, "
              "Std.npy and train/val/test.txt")
@@ -273,6 +301,10 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
         if n_frames < 2:
             report.skip("fewer than 2 frames", str(path), strict, mid)
             continue
+        if not lengths[0] <= n_frames < lengths[1]:  # the whole id goes, whatever its captions (as the reference)
+            report.skip("too short" if n_frames < lengths[0] else "too long", f"{path} ({n_frames} frames)", strict,
+                        mid)
+            continue
         tpath = text_dir / f"{mid}.txt"
         if not tpath.exists():
             report.skip("caption file missing", str(tpath), strict, mid)
@@ -294,8 +326,8 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
             report.skip("no caption", str(tpath), strict, mid)
             continue
         jpath = joint_dir / f"{mid}.npy"
-        items.extend(_items_from_captions(mid, path, n_frames, spans, skeleton.fps, lengths, report, strict,
-                                          jpath if jpath.exists() else None, str(tpath)))
+        items.extend(_items_from_captions(mid, path, n_frames, spans, span_fps or skeleton.fps, lengths, report,
+                                          strict, jpath if jpath.exists() else None, str(tpath), group_spans))
     report.finish({it.motion_id for it in items})
     report.log()
     return SplitData(sorted(items, key=lambda it: it.key), mean, std, report)

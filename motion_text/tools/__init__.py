@@ -10,9 +10,9 @@ import argparse
 import functools
 from collections.abc import Callable
 
-__all__ = ["add_retrieve_parser", "add_score_parser", "TOOL_NAMES", "user_errors"]
+__all__ = ["add_retrieve_parser", "add_score_parser", "add_counts_parser", "TOOL_NAMES", "user_errors"]
 
-TOOL_NAMES = ("retrieve", "score")
+TOOL_NAMES = ("retrieve", "score", "counts")
 
 
 def user_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -79,4 +79,22 @@ def add_score_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, or 'auto'")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the data config's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (the metrics are still printed)")
+    return p
+
+
+def add_counts_parser(sub) -> argparse.ArgumentParser:
+    """Register ``counts`` on an argparse sub-parser collection (``--data.KEY=VALUE`` overrides are left to
+    :func:`motion_text.tools.counts.parse_overrides`)."""
+    p = sub.add_parser("counts", help="per-split counts of a data config (ids, items, captions, skips by reason)",
+                       description="Read every split of a data config as training does and print the counts: ids "
+                                   "of the split file, ids kept, items (whole motions and sub-motion spans), "
+                                   "captions and skips by reason. With the default options the Guo-layout counts "
+                                   "are those of Guo et al.'s Text2MotionDatasetV2. Overrides as in the training "
+                                   "CLI: --data.KEY=VALUE.")
+    p.add_argument("--data", required=True,
+                   help="data config (DataModule init args, a packaged name such as humanml3d.yaml, or a full "
+                        "training config with a data: section)")
+    p.add_argument("--split", action="append", choices=["train", "val", "test"],
+                   help="only this split (repeatable; default: every split the datasets serve)")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
     return p

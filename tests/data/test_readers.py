@@ -8,17 +8,23 @@ from motion_text.data.skeleton import HUMANML3D, KITML
 
 
 def _expected_items(root, split, fps, lengths=(40, 200)):
-    """Independent count: whole motions with a whole caption + distinct sub-motion spans, after the length filter."""
+    """Independent count (Guo et al.'s rule): ids whose whole motion passes the length filter; in those, one item for
+    the whole-motion captions and one per sub-motion caption that passes it."""
     ids = (root / f"{split}.txt").read_text().split()
     n = 0
     for mid in ids:
         frames = np.load(root / "new_joint_vecs" / f"{mid}.npy").shape[0]
-        spans = set()
+        if not lengths[0] <= frames < lengths[1]:
+            continue
+        spans, whole = [], False
         for line in (root / "texts" / f"{mid}.txt").read_text().splitlines():
             _, _, s, e = line.split("#")
             s, e = float(s), float(e)
-            spans.add((0, frames) if (s, e) == (0.0, 0.0) else (int(s * fps), min(int(e * fps), frames)))
-        n += sum(lengths[0] <= b - a < lengths[1] for a, b in spans)
+            if (s, e) == (0.0, 0.0):
+                whole = True
+            else:
+                spans.append(min(int(e * fps), frames) - int(s * fps))
+        n += whole + sum(lengths[0] <= b < lengths[1] for b in spans)
     return n
 
 
@@ -43,13 +49,16 @@ def test_sub_motion_cut_frames(h3d_root):
     assert sub.key == f"{sub.motion_id}_{sub.start}_{sub.end}"
 
 
-def test_kit_uses_its_own_fps(kit_root):
-    data = read_guo_split(kit_root, "train", KITML, lengths=(1, 10**6))
+@pytest.mark.parametrize("span_fps,factor", [(20.0, 20), (None, 12.5)])
+def test_kit_span_fps(kit_root, span_fps, factor):
+    """Guo et al. cut KIT-ML spans at 20 frames per second too (the default); ``span_fps=None`` uses its 12.5."""
+    data = read_guo_split(kit_root, "train", KITML, lengths=(1, 10**6), span_fps=span_fps)
     sub = next(it for it in data.items if it.key != it.motion_id)
     line = next(ln for ln in (kit_root / "texts" / f"{sub.motion_id}.txt").read_text().splitlines()
                 if not ln.endswith("#0.0#0.0"))
     _, start, end = parse_caption_line(line)
-    assert (sub.start, sub.end) == (int(start * 12.5), int(end * 12.5))
+    frames = np.load(sub.path, mmap_mode="r").shape[0]
+    assert (sub.start, sub.end) == (int(start * factor), min(int(end * factor), frames))
 
 
 def test_mirrors_optional(h3d_root):

@@ -46,7 +46,8 @@ def _std_zeros(root):
 
 
 @pytest.mark.parametrize("corrupt,args,message", [
-    (_too_short, ["--data.strict=true"], rf"error: .*texts/{TARGET}\.txt \[0:10\]: too short \(strict mode"),
+    (_too_short, ["--data.strict=true"],
+     rf"error: .*new_joint_vecs/{TARGET}\.npy \(10 frames\): too short \(strict mode"),
     (_std_zeros, [], r"error: .*Std\.npy: 263 of 263 entries are <= 0"),
 ], ids=["strict skip", "Std zeros"])
 def test_data_error_is_one_message_at_start_up(h3d_copy, tmp_path, corrupt, args, message):
