@@ -9,7 +9,13 @@ or raised with ``strict=True``.
 Sub-motion captions: a caption with a non-zero ``start#end`` span (seconds) describes the frames
 ``[int(start * fps), int(end * fps))`` and becomes its own item, as Guo et al.'s ``Text2MotionDatasetV2`` does.
 Guo et al. multiply by 20 even for KIT-ML (12.5 fps); here the dataset's own fps is used. Captions sharing the same
-span are grouped into one item (Guo et al. create one item per caption).
+span are grouped into one item (Guo et al. create one item per caption). A span time too large for ``int()`` (``1e308``
+s) is skipped as ``caption span outside the motion``; Guo et al.'s loader drops that caption too (its ``OverflowError``
+lands in a bare ``except``).
+
+Text files (split files, captions, ``annotations.json``) are UTF-8; a leading byte-order mark is dropped. Split-file
+ids and TMR ``path`` entries that would leave the data root (absolute, or with a ``..`` part) stop with a
+:class:`DataError` naming the file and the id.
 """
 
 from __future__ import annotations
@@ -25,17 +31,25 @@ import numpy as np
 from motion_text.data.features import layout_for
 from motion_text.data.skeleton import Skeleton
 
-__all__ = ["DataError", "MotionItem", "SkipReport", "SplitData", "read_guo_split", "read_tmr_split",
-           "load_stats", "parse_caption_line", "check_motion_file", "GUO_LENGTHS"]
+__all__ = ["DataError", "DataConfigError", "MotionItem", "SkipReport", "SplitData", "read_guo_split",
+           "read_tmr_split", "load_stats", "parse_caption_line", "check_motion_file", "read_text", "check_inside_root",
+           "GUO_LENGTHS", "MIN_STD"]
 
 log = logging.getLogger(__name__)
 
 #: default length filter (min_len, max_len) in frames of Guo et al.'s loaders: 40 <= T < 200 (t2m), 24 <= T < 200 (kit)
 GUO_LENGTHS = {"humanml3d": (40, 200), "kitml": (24, 200)}
+#: smallest accepted entry of a Std file: dividing by less blows O(1) feature deviations up past 1e6 (their squares past
+#: float32's range for entries below ~1e-19); Guo et al. divide by Std as is and TMR by ``std + 1e-12``, neither clamps
+MIN_STD = 1e-6
 
 
 class DataError(ValueError):
     """A dataset file is missing or malformed; the message names the file, what was expected and what was found."""
+
+
+class DataConfigError(DataError):
+    """A data option has an invalid value; the message names the option, what was expected and what was found."""
 
 
 @dataclass
@@ -162,13 +176,38 @@ def load_stats(mean_path: Path, std_path: Path, dim: int) -> tuple[np.ndarray, n
     zeros = int((out[1] <= 0).sum())
     if zeros:
         raise DataError(f"{std_path}: {zeros} of {dim} entries are <= 0; normalising would divide by zero")
+    tiny = np.flatnonzero(out[1] < MIN_STD)
+    if tiny.size:
+        i = int(tiny[0])
+        raise DataError(f"{std_path}: {tiny.size} of {dim} entries are below {MIN_STD:g} (index {i}: {out[1][i]:.3g}); "
+                        "normalising would blow those features up to non-finite values")
     return out[0], out[1]
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path`` without a leading byte-order mark; non-UTF-8 bytes raise :class:`DataError` naming the
+    file, ``what`` it is and the byte offset."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: {what} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def check_inside_root(name: str, where: str | Path, what: str = "id") -> str:
+    """Return ``name`` if joining it to a data folder stays inside that folder; an absolute path or a ``..`` part raises
+    :class:`DataError` naming ``where`` (the file that lists it) and the name."""
+    p = Path(name)
+    if p.is_absolute() or p.anchor or ".." in p.parts:
+        raise DataError(f"{where}: {what} {name!r} leaves the data root (an absolute path or '..'); "
+                        "ids must name files inside it")
+    return name
 
 
 def read_split_file(path: Path) -> list[str]:
     _require(path, "split file")
-    ids = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-    return [i for i in ids if i]
+    ids = [line.strip() for line in read_text(path, "split file").splitlines()]
+    return [check_inside_root(i, path) for i in ids if i]
 
 
 def check_motion_file(path: Path, dim: int) -> int:
@@ -211,8 +250,8 @@ def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[
             continue
         if start == 0.0 and end == 0.0:
             key = (0, n_frames)
-        else:
-            s, e = int(start * fps), int(end * fps)
+        else:  # clipped only so that 1e308 s does not overflow int(); the tests below decide as without the clip
+            s, e = (int(np.clip(t * fps, -1, n_frames + 2)) for t in (start, end))
             if end <= start:
                 report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict, motion_id)
                 continue
@@ -278,7 +317,7 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
             report.skip("caption file missing", str(tpath), strict, mid)
             continue
         try:
-            lines = tpath.read_bytes().decode("utf-8").splitlines()
+            lines = tpath.read_bytes().decode("utf-8-sig").splitlines()
         except UnicodeDecodeError as e:
             report.skip("caption file not UTF-8", f"{tpath} ({e.reason} at byte {e.start})", strict, mid)
             continue
@@ -331,7 +370,7 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
     mean, std = load_stats(stats / f"mean{suffix}", stats / f"std{suffix}", dim)
     ann_path = _require(root / "annotations.json", "annotations file")
     try:
-        annotations = json.loads(ann_path.read_text(encoding="utf-8"))
+        annotations = json.loads(ann_path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{ann_path}: not valid JSON ({e})") from None
     if not isinstance(annotations, dict):
@@ -353,7 +392,7 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             report.skip("no annotation", f"{ann_path} [{kid}]", strict, kid)
             continue
-        path = root / "motions" / f"{entry['path']}.npy"
+        path = root / "motions" / f"{check_inside_root(entry['path'], f'{ann_path} [{kid}]', 'path')}.npy"
         if not path.exists():
             if allow_missing:
                 report.skip("motion file missing", str(path), strict, kid)
