@@ -206,7 +206,7 @@ def check_inside_root(name: str, where: str | Path, what: str = "id") -> str:
 
 def read_split_file(path: Path) -> list[str]:
     _require(path, "split file")
-    ids = [line.strip() for line in read_text(path, "split file").splitlines()]
+    ids = [line.strip() for line in path.read_bytes().decode("utf-8-sig", errors="replace").splitlines()]
     return [check_inside_root(i, path) for i in ids if i]
 
 
