@@ -180,10 +180,10 @@ def test_wav_shorter_than_its_motion_is_a_counted_skip_naming_it(tmp_path, caplo
 
     items = _dance_root(tmp_path, {"mBR0": 2.5, "mBR1": 1.8, "mBR2": 1.0})  # 2-s motions, tolerance 0.5 s
     with caplog.at_level(logging.WARNING, logger="motion_text.data.readers"):
-        ds = AISTPPDataset(items, None, train=False, music_cache_dir=tmp_path / "cache", name="aistpp test")
+        ds = AISTPPDataset(items, None, train=False, music_cache_dir=tmp_path / "cache")
     assert [it.music_id for it in ds.items] == ["mBR0", "mBR1"]
     assert ds.lengths == [120, 1 + int(1.8 * 30720) // 512]  # within the tolerance: cut to the music (109 frames)
-    assert ds.report.message() == "aistpp test: skipped 1 of 3: 1 music shorter than the motion"
+    assert ds.report.message() == "aistpp: skipped 1 of 3: 1 music shorter than the motion"
     [warning] = [r.getMessage() for r in caplog.records]
     assert f"{tmp_path}/wav/mBR2.wav (1.02 s for the 2.00 s of gBR_sBM_cAll_d04_mBR2_ch01; tolerance 0.5 s)" in warning
     with pytest.raises(DataError, match=r"mBR2\.wav .*: music shorter than the motion \(strict mode"):
@@ -197,9 +197,9 @@ def test_truncated_wav_stops_the_dataset_and_short_sequences_are_reported(tmp_pa
 
     items = _dance_root(tmp_path, {"mBR0": 2.5, "mBR1": 2.5})
     with caplog.at_level(logging.WARNING, logger="motion_text.data.readers"):
-        AISTPPDataset(items, 200, train=True, music_cache_dir=tmp_path / "cache", name="aistpp train")
+        AISTPPDataset(items, 200, train=True, music_cache_dir=tmp_path / "cache")
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
-        "aistpp train: skipped 2 of 2: 2 shorter than the 200-frame window"]
+        "aistpp: skipped 2 of 2: 2 shorter than the 200-frame window"]
     _song(items[1].wav_path)
     items[1].wav_path.write_bytes(items[1].wav_path.read_bytes()[:2000])
     with pytest.raises(DataError, match=rf"cannot read audio file '{items[1].wav_path}': truncated"):
