@@ -14,7 +14,14 @@ from torch.utils.data import DataLoader
 
 from motion_text.data.dataset import EpochSeededSampler, MotionTextDataset, Source, collate_motion_text
 from motion_text.data.features import layout_for
-from motion_text.data.readers import DataConfigError, DataError, SplitData, read_guo_split, read_tmr_split
+from motion_text.data.readers import (
+    DataConfigError,
+    DataError,
+    SplitData,
+    read_guo_split,
+    read_text,
+    read_tmr_split,
+)
 from motion_text.data.skeleton import HUMANML3D, Skeleton, get_skeleton
 
 __all__ = ["DatasetSpec", "MotionTextDataModule", "default_cache_dir"]
@@ -242,7 +249,7 @@ class MotionTextDataModule(L.LightningDataModule):
                 path = Path(spec.exclude_test).expanduser()
                 if not path.exists():
                     raise DataError(f"{path}: exclude_test list of {spec.name!r} not found")
-                drop = {k.strip() for k in path.read_text().splitlines() if k.strip()}
+                drop = {k.strip() for k in read_text(path, "exclude_test list").splitlines() if k.strip()}
                 items = [it for it in items if it.motion_id not in drop and it.key not in drop]
                 log.info("%s test: removed %d items listed in %s", spec.name, len(data.items) - len(items), path)
             sources.append(Source(spec.name, items, data.mean, data.std, spec.skeleton.num_joints, i))
@@ -282,7 +289,7 @@ class MotionTextDataModule(L.LightningDataModule):
             root = spec.resolved_root()
             for cand in (root / "nsim_test.txt", root / "splits" / "nsim_test.txt"):
                 if cand.exists():
-                    keys |= {k.strip() for k in cand.read_text().splitlines() if k.strip()}
+                    keys |= {k.strip() for k in read_text(cand, "key list").splitlines() if k.strip()}
                     found = True
                     break
         return keys if found else None

@@ -234,3 +234,14 @@ def test_ignore_entries_matching_no_sequence_are_reported_once(aist_root, caplog
     notes = [r.getMessage() for r in caplog.records if r.name == "motion_text.data.aistpp"]
     assert notes == [f"{ignore}: 1 of 2 entries match no sequence (in no split file, no motions/<name>.pkl), "
                      "e.g. ['gBR_sBM_c01_d04_mBR0_ch02']"]
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.* is too large:UserWarning")  # librosa's CQT on 0.1-s signals
+def test_fit_without_val_split_builds_val_from_test(aist_root, tmp_path, monkeypatch):
+    from motion_text.data.datamodule import DatasetSpec, MotionTextDataModule
+
+    monkeypatch.setenv("MOTION_TEXT_CACHE", str(tmp_path / "cache"))
+    (aist_root / "splits" / "crossmodal_test.txt").write_text("gBR_sBM_cAll_d04_mBR0_ch01\n")
+    dm = MotionTextDataModule([DatasetSpec(name="aistpp", root=str(aist_root))], num_workers=0, window_seconds=0.05)
+    dm.setup("fit")
+    assert [it.key for it in dm.datasets["val"].items] == ["gBR_sBM_cAll_d04_mBR0_ch01"]
