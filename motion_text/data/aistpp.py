@@ -42,7 +42,7 @@ from motion_text.data.rotations import axis_angle_to_matrix, cont6d_to_matrix, m
 from motion_text.data.skeleton import Skeleton
 
 __all__ = [
-    "AISTPP_FPS", "AISTPP_SKELETON", "POSE_DIM", "SPLITS", "RestrictedUnpickler", "load_motion_pkl",
+    "AISTPP_FPS", "AISTPP_SKELETON", "POSE_DIM", "SPLITS", "MUSIC_TOLERANCE_S", "RestrictedUnpickler", "load_motion_pkl",
     "save_motion_pkl", "music_id_of", "DanceItem", "read_aistpp_split", "smpl_forward_kinematics",
     "poses_to_features", "features_to_rotmats", "features_to_smpl", "AISTPPDataset", "MusicDataset",
     "collate_dance", "build_dataset", "reference_dances", "music_cache_dir",

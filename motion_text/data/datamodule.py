@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from motion_text.data.aistpp import MUSIC_TOLERANCE_S
 from motion_text.data.dataset import EpochSeededSampler, MotionTextDataset, Source, collate_motion_text
 from motion_text.data.features import layout_for
 from motion_text.data.readers import (
@@ -124,7 +125,8 @@ class MotionTextDataModule(L.LightningDataModule):
                  min_len: int | None = None, max_len_filter: int | None = None, sample_unit: str = "motion",
                  seed: int = 1234, joints: bool = False, include_mirrors_in_test: bool = True, strict: bool = False,
                  allow_missing: bool = False, predict_split: str = "test", window_seconds: float = 4.0,
-                 predict_music: list[str] | None = None, music_tolerance_seconds: float = 0.5) -> None:
+                 predict_music: list[str] | None = None,
+                 music_tolerance_seconds: float = MUSIC_TOLERANCE_S) -> None:
         super().__init__()
         self.specs = list(datasets) if datasets else [DatasetSpec()]
         if len(self.specs) > 1 and any(s.name == "aistpp" for s in self.specs):
