@@ -37,12 +37,12 @@ import torch
 from torch.utils.data import Dataset
 
 from motion_text.data.music import MUSIC_FEATURE_DIM, cached_music_features
-from motion_text.data.readers import DataError, SkipReport
+from motion_text.data.readers import DataError, SkipReport, check_inside_root, read_text
 from motion_text.data.rotations import axis_angle_to_matrix, cont6d_to_matrix, matrix_to_cont6d
 from motion_text.data.skeleton import Skeleton
 
 __all__ = [
-    "AISTPP_FPS", "AISTPP_SKELETON", "POSE_DIM", "SPLITS", "RestrictedUnpickler", "load_motion_pkl",
+    "AISTPP_FPS", "AISTPP_SKELETON", "POSE_DIM", "SPLITS", "MUSIC_TOLERANCE_S", "RestrictedUnpickler", "load_motion_pkl",
     "save_motion_pkl", "music_id_of", "DanceItem", "read_aistpp_split", "smpl_forward_kinematics",
     "poses_to_features", "features_to_rotmats", "features_to_smpl", "AISTPPDataset", "MusicDataset",
     "collate_dance", "build_dataset", "reference_dances", "music_cache_dir",
@@ -54,6 +54,10 @@ AISTPP_FPS = 60.0
 NUM_SMPL_JOINTS = 24
 POSE_DIM = NUM_SMPL_JOINTS * 6 + 3
 SPLITS = ("train", "val", "test")
+#: default of ``AISTPPDataset(music_tolerance=...)``: seconds a wav may fall short of its motion (the motion is then
+#: cut to the music, as Bailando and EDGE cut every pair to the shorter of the two); a wav shorter by more is skipped
+MUSIC_TOLERANCE_S = 0.5
+_NOTED: set[tuple[str, str]] = set()  # (what, root) of the once-per-root notes already logged
 _MUSIC_ID = re.compile(r"^m[A-Z]{2}\d$")
 
 # ---- SMPL-topology skeleton --------------------------------------------------------------------------------------
@@ -186,8 +190,40 @@ class DanceItem:
     music_id: str
 
 
-def _read_list(path: Path) -> list[str]:
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+def _read_list(path: Path, what: str) -> list[str]:
+    return [ln.strip() for ln in read_text(path, what).splitlines() if ln.strip()]
+
+
+def _note_once(what: str, root: Path, msg: str, *args) -> None:
+    if (what, str(root)) not in _NOTED:
+        _NOTED.add((what, str(root)))
+        log.warning(msg, *args)
+
+
+def _split_file(root: Path, split: str) -> Path:
+    """``splits/crossmodal_<split>.txt``; without a val file (EDGE and Bailando ship only train / test) val falls back
+    to the test file, said once per root."""
+    split_file = root / "splits" / f"crossmodal_{split}.txt"
+    test_file = root / "splits" / "crossmodal_test.txt"
+    if split == "val" and not split_file.is_file() and test_file.is_file():
+        _note_once("val", root, "%s not found (EDGE and Bailando ship only crossmodal train/test): validating on %s",
+                   split_file, test_file)
+        return test_file
+    if not split_file.is_file():
+        raise DataError(f"{split_file}: AIST++ split file not found (expected the layout motions/, wav/, splits/)")
+    return split_file
+
+
+def _unmatched_ignores(root: Path, ignored: set[str]) -> None:
+    """Log once per root the ignore-list entries that no split file lists and no motion file has (typos, another
+    naming such as a camera id instead of ``cAll``)."""
+    listed: set[str] = set()
+    for f in (root / "splits").glob("crossmodal_*.txt"):
+        listed |= set(_read_list(f, "split file"))
+    stray = sorted(n for n in ignored - listed if not (root / "motions" / f"{n}.pkl").is_file())
+    if stray:
+        _note_once("ignore", root, "%s: %d of %d entries match no sequence (in no split file, no motions/<name>.pkl), "
+                   "e.g. %s", root / "ignore_list.txt", len(stray), len(ignored), stray[:3])
 
 
 def read_aistpp_split(root: str | Path, split: str, strict: bool = False,
@@ -195,18 +231,20 @@ def read_aistpp_split(root: str | Path, split: str, strict: bool = False,
     """Items of ``splits/crossmodal_<split>.txt`` minus ``ignore_list.txt``.
 
     Sequences that are ignored, lack a motion file, a music id or a wav are skipped, counted by reason and logged
-    once (``strict=True`` raises instead). A missing root or split file raises :class:`DataError`.
+    once (``strict=True`` raises instead). A missing root or split file raises :class:`DataError`; a missing val file
+    falls back to the test file (EDGE's and Bailando's layout), and ignore-list entries that match no sequence are
+    logged, each once per root. A name that would leave the root (absolute, ``..``) raises :class:`DataError`.
     ``return_report``: also return the :class:`SkipReport` (``motion-text counts``).
     """
     root = Path(root)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    split_file = root / "splits" / f"crossmodal_{split}.txt"
-    if not split_file.is_file():
-        raise DataError(f"{split_file}: AIST++ split file not found (expected the layout motions/, wav/, splits/)")
+    split_file = _split_file(root, split)
     ignore_file = root / "ignore_list.txt"
-    ignored = set(_read_list(ignore_file)) if ignore_file.is_file() else set()
-    names = _read_list(split_file)
+    ignored = set(_read_list(ignore_file, "ignore list")) if ignore_file.is_file() else set()
+    names = [check_inside_root(n, split_file, "sequence") for n in _read_list(split_file, "split file")]
+    if ignored:
+        _unmatched_ignores(root, ignored)
     report = SkipReport(f"aistpp {split}", total=len(names))
     items = []
     for name in names:
@@ -312,23 +350,41 @@ class AISTPPDataset(Dataset):
         MotionTextDataset`); otherwise the window starts at frame 0.
     music_cache_dir: where the 35-d music features are cached (one file per wav).
     fps: motion frame rate; the music features are extracted at the same rate.
+    strict: raise instead of skipping.
+    music_tolerance: seconds a wav may fall short of its motion; the pair is then cut to the music (Bailando's
+        ``_prepro_aistpp.py::align`` cuts every pair to the shorter of the two, EDGE's ``data/slice.py`` cuts the motion
+        to the audio's windows). A wav shorter by more (a wrong or cut track) is skipped, counted and reported with its
+        file name; a RIFF file whose header declares more audio than it holds stops with ``cannot read audio file``
+        (:func:`motion_text.data.music.wav_truncation`). Default :data:`MUSIC_TOLERANCE_S`.
+    name: label of the skip report (``aistpp <split>``).
 
     Samples are dicts: ``motion`` (T, 147), ``music`` (T, 35) raw features, ``beats`` (frame indices of the music
     beats in the window), ``key``, ``music_id``, ``index``, ``scaling``.
     """
 
     def __init__(self, items: list[DanceItem], window: int | None, train: bool, music_cache_dir: str | Path,
-                 fps: float = AISTPP_FPS, seed: int = 0) -> None:
+                 fps: float = AISTPP_FPS, seed: int = 0, strict: bool = False,
+                 music_tolerance: float = MUSIC_TOLERANCE_S, name: str = "aistpp") -> None:
         self.window, self.train, self.seed, self.fps = window, train, seed, fps
-        self.music = {it.music_id: cached_music_features(it.wav_path, music_cache_dir, fps=fps) for it in items}
-        self.items, short = [], 0
+        self.music = {}
+        for it in items:
+            if it.music_id not in self.music:
+                self.music[it.music_id] = _music_features(it.wav_path, music_cache_dir, fps)
+        self.items = []
         self.lengths: list[int] = []
+        report = SkipReport(name, total=len(items))
+        slack = int(round(music_tolerance * fps))
         pose_sum, frames = torch.zeros(POSE_DIM, dtype=torch.float64), 0
         for it in items:
             data = load_motion_pkl(it.motion_path)
-            n = min(len(data["smpl_poses"]), len(self.music[it.music_id]))
+            n_motion, n_music = len(data["smpl_poses"]), len(self.music[it.music_id])
+            if n_music < n_motion - slack:
+                report.skip("music shorter than the motion", f"{it.wav_path} ({n_music / fps:.2f} s for the "
+                            f"{n_motion / fps:.2f} s of {it.key}; tolerance {music_tolerance:g} s)", strict)
+                continue
+            n = min(n_motion, n_music)
             if window is not None and n < window:
-                short += 1
+                report.skip(f"shorter than the {window}-frame window", f"{it.motion_path} ({n} frames)", strict)
                 continue
             self.items.append(it)
             self.lengths.append(n)
@@ -336,8 +392,8 @@ class AISTPPDataset(Dataset):
             pose_sum += poses_to_features(data["smpl_poses"][:n], trans - trans[:1] * [1, 0, 1]).double().sum(0)
             frames += n
         self.pose_mean = (pose_sum / max(frames, 1)).float()
-        if short:
-            log.info("aistpp: skipped %d sequences shorter than the %d-frame window", short, window)
+        self.report = report
+        report.log()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -375,6 +431,16 @@ class AISTPPDataset(Dataset):
         }
 
 
+def _music_features(wav: Path, cache_dir: str | Path, fps: float) -> np.ndarray:
+    """:func:`~motion_text.data.music.cached_music_features`, its errors (unreadable, cut short, silent) a
+    :class:`DataError` naming the file."""
+    try:
+        return cached_music_features(wav, cache_dir, fps=fps)
+    except ValueError as e:
+        msg = str(e)
+        raise DataError(msg if str(wav) in msg else f"{wav}: {msg}") from None
+
+
 def collate_dance(batch: list[dict]) -> dict:
     """Pad to the longest sequence: ``motion`` (B, T, 147), ``music`` (B, T, 35), ``length``, ``mask`` (B, T),
     ``beats`` / ``key`` / ``music_id`` (lists), ``index`` (B,), ``scaling`` (B,)."""
@@ -398,7 +464,7 @@ class MusicDataset(Dataset):
 
     def __init__(self, wavs: list[str | Path], music_cache_dir: str | Path, fps: float = AISTPP_FPS) -> None:
         self.wavs = [Path(w).expanduser() for w in wavs]
-        self.music = [cached_music_features(w, music_cache_dir, fps=fps) for w in self.wavs]
+        self.music = [_music_features(w, music_cache_dir, fps) for w in self.wavs]
 
     def __len__(self) -> int:
         return len(self.wavs)
@@ -431,9 +497,10 @@ def build_dataset(dm, split: str) -> Dataset:
         raise DataError(f"{spec.resolved_root()}: AIST++ split {split!r} is empty")
     window = None if split == "test" else int(round(dm.window_seconds * fps))
     ds = AISTPPDataset(items, window, train=split == "train", music_cache_dir=music_cache_dir(), fps=fps,
-                       seed=dm.seed)
+                       seed=dm.seed, strict=dm.strict, music_tolerance=dm.music_tolerance_seconds,
+                       name=f"aistpp {split}")
     if len(ds) == 0:
-        raise DataError(f"{spec.resolved_root()}: no {split} sequence is at least {dm.window_seconds} s long")
+        raise DataError(f"{spec.resolved_root()}: no {split} sequence left ({ds.report.message()})")
     return ds
 
 

@@ -4,6 +4,7 @@ AIST++ music-dance windows (:mod:`motion_text.data.aistpp`) for music-to-dance."
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,18 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from motion_text.data.aistpp import MUSIC_TOLERANCE_S
 from motion_text.data.dataset import EpochSeededSampler, MotionTextDataset, Source, collate_motion_text
 from motion_text.data.features import layout_for
-from motion_text.data.readers import GUO_SPAN_FPS, DataError, SplitData, read_guo_split, read_tmr_split
+from motion_text.data.readers import (
+    GUO_SPAN_FPS,
+    DataConfigError,
+    DataError,
+    SplitData,
+    read_guo_split,
+    read_text,
+    read_tmr_split,
+)
 from motion_text.data.skeleton import HUMANML3D, Skeleton, get_skeleton
 
 __all__ = ["DatasetSpec", "MotionTextDataModule", "default_cache_dir"]
@@ -79,7 +89,7 @@ class DatasetSpec:
         if self.synthetic > 0:
             return default_cache_dir() / "synthetic" / (
                 f"{self.name}_{self.layout}_{self.synthetic}_s{self.synthetic_seed}")
-        raise ValueError(f"dataset {self.name!r}: no root given (set data.datasets[].root)")
+        raise DataConfigError(f"dataset {self.name!r}: no root given (set data.datasets[].root)")
 
 
 class MotionTextDataModule(L.LightningDataModule):
@@ -108,6 +118,11 @@ class MotionTextDataModule(L.LightningDataModule):
         validation; test uses full sequences). Each training batch holds two independent mini-batches of
         ``batch_size`` (the two halves of one shuffled draw of ``2 * batch_size`` sequences), as MDOT-Net's steps need.
     predict_music: AIST++ only: audio files to generate dances for in ``predict`` (instead of ``predict_split``).
+    music_tolerance_seconds: AIST++ only: how much shorter than its motion a wav may be (the pair is cut to the music);
+        a wav shorter by more is skipped and counted (see :class:`~motion_text.data.aistpp.AISTPPDataset`).
+
+    An option of the wrong sign or kind (``batch_size: -1``, ``max_len: 0``, an unknown dataset name) raises
+    :class:`~motion_text.data.readers.DataConfigError` naming the option: one ``error:`` line from the CLI.
     """
 
     def __init__(self, datasets: list[DatasetSpec] | None = None, batch_size: int = 32,
@@ -116,28 +131,34 @@ class MotionTextDataModule(L.LightningDataModule):
                  seed: int = 1234, joints: bool = False, include_mirrors_in_test: bool = True, strict: bool = False,
                  allow_missing: bool = False, predict_split: str = "test", window_seconds: float = 4.0,
                  predict_music: list[str] | None = None, span_fps: float | None = GUO_SPAN_FPS,
-                 group_spans: bool = False) -> None:
+                 group_spans: bool = False, music_tolerance_seconds: float = MUSIC_TOLERANCE_S) -> None:
         super().__init__()
         self.specs = list(datasets) if datasets else [DatasetSpec()]
         if len(self.specs) > 1 and any(s.name == "aistpp" for s in self.specs):
-            raise ValueError("aistpp cannot be combined with other datasets")
+            raise DataConfigError("data.datasets: aistpp cannot be combined with other datasets")
         for s in self.specs:
             if s.name == "aistpp":
                 s.layout = "aistpp"
             if s.name not in _SOURCES:
-                raise ValueError(f"unknown dataset {s.name!r}; known: {sorted(_SOURCES)}")
+                raise DataConfigError(f"data.datasets: unknown dataset {s.name!r}; known: {sorted(_SOURCES)}")
             if s.layout not in ("guo", "tmr") and s.name != "aistpp":
-                raise ValueError(f"dataset {s.name!r}: layout must be 'guo' or 'tmr', got {s.layout!r}")
+                raise DataConfigError(f"dataset {s.name!r}: layout must be 'guo' or 'tmr', got {s.layout!r}")
             bad = set(s.stages) - set(_STAGES)
             if bad:
-                raise ValueError(f"dataset {s.name!r}: unknown stages {sorted(bad)}; expected {list(_STAGES)}")
+                raise DataConfigError(f"dataset {s.name!r}: unknown stages {sorted(bad)}; expected {list(_STAGES)}")
         dims = {s.feature_dim for s in self.specs}
         if len(dims) > 1:
-            raise ValueError(
+            raise DataConfigError(
                 f"datasets {[s.name for s in self.specs]} have different feature layouts {sorted(dims)}; joint "
                 "training needs one layout: use layout: tmr (263-d on the 22-joint skeleton) for every dataset")
         if sample_unit not in ("motion", "pair"):
-            raise ValueError(f"sample_unit must be 'motion' or 'pair', got {sample_unit!r}")
+            raise DataConfigError(f"data.sample_unit must be 'motion' or 'pair', got {sample_unit!r}")
+        _check_number("batch_size", batch_size, 1)
+        _check_number("eval_batch_size", eval_batch_size, 1, optional=True)
+        _check_number("num_workers", num_workers, 0)
+        _check_number("max_len", max_len, 1, optional=True)
+        _check_number("window_seconds", window_seconds, 0.0, integer=False, strict=True)
+        _check_number("music_tolerance_seconds", music_tolerance_seconds, 0.0, integer=False)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.max_len = num_workers, max_len
         self.min_len, self.max_len_filter = min_len, max_len_filter
@@ -146,6 +167,7 @@ class MotionTextDataModule(L.LightningDataModule):
         self.predict_split = predict_split
         self.span_fps, self.group_spans = span_fps, group_spans
         self.window_seconds, self.predict_music = window_seconds, predict_music
+        self.music_tolerance_seconds = music_tolerance_seconds
         self.dance = self.specs[0].name == "aistpp"
         if self.dance and predict_music:
             self.predict_split = "music"
@@ -226,7 +248,7 @@ class MotionTextDataModule(L.LightningDataModule):
             path = Path(spec.exclude_test).expanduser()
             if not path.exists():
                 raise DataError(f"{path}: exclude_test list of {spec.name!r} not found")
-            drop = {k.strip() for k in path.read_text().splitlines() if k.strip()}
+            drop = {k.strip() for k in read_text(path, "exclude_test list").splitlines() if k.strip()}
             items = [it for it in items if it.motion_id not in drop and it.key not in drop]
             log.info("%s test: removed %d items listed in %s", spec.name, len(data.items) - len(items), path)
         return items
@@ -248,7 +270,7 @@ class MotionTextDataModule(L.LightningDataModule):
             items = self.split_items(spec, split, data)
             sources.append(Source(spec.name, items, data.mean, data.std, spec.skeleton.num_joints, i))
         if not sources:
-            raise ValueError(f"no dataset serves the {stage!r} stage; set stages in data.datasets")
+            raise DataConfigError(f"no dataset serves the {stage!r} stage; set stages in data.datasets")
         if sum(len(s.items) for s in sources) == 0:
             raise DataError(f"split {split!r} of {[s.name for s in sources]} is empty after filtering")
         train = split == "train"
@@ -283,7 +305,7 @@ class MotionTextDataModule(L.LightningDataModule):
             root = spec.resolved_root()
             for cand in (root / "nsim_test.txt", root / "splits" / "nsim_test.txt"):
                 if cand.exists():
-                    keys |= {k.strip() for k in cand.read_text().splitlines() if k.strip()}
+                    keys |= {k.strip() for k in read_text(cand, "key list").splitlines() if k.strip()}
                     found = True
                     break
         return keys if found else None
@@ -361,6 +383,21 @@ class _StartAtFirstBatch:
             self.loader.sampler.skip = drawn * self.loader.batch_size
             self.iterator = DataLoader.__iter__(self.loader)
         return next(self.iterator)
+
+
+def _check_number(name: str, value, low: float, optional: bool = False, integer: bool = True,
+                  strict: bool = False) -> None:
+    """Raise :class:`DataConfigError` unless ``value`` is a (finite) number ``>= low`` (``> low`` if ``strict``), an int
+    if ``integer``, or None if ``optional``."""
+    if value is None and optional:
+        return
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or (strict and value == low):
+        kind = "an integer" if integer else "a number"
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        none = " or null" if optional else ""
+        raise DataConfigError(f"data.{name} must be {kind} {bound}{none}, got {value!r}")
 
 
 def _complete(root: Path, layout: str) -> bool:

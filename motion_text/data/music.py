@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,7 @@ __all__ = [
     "MUSIC_FEATURE_SLICES",
     "aist_tempo_from_name",
     "load_wav",
+    "wav_truncation",
     "extract_music_features",
     "music_beats",
     "cached_music_features",
@@ -81,18 +83,46 @@ def _check_fps(fps: float) -> int:
     return int(round(sr))
 
 
+def wav_truncation(path: str | os.PathLike) -> str | None:
+    """Why a RIFF/WAVE file is cut short (its ``data`` chunk declares more bytes than the file holds), else None.
+
+    Decoders read such a file without complaint, up to where it ends: the first 2,000 bytes of a song decode as
+    0.01 s of audio. A ``data`` size of 0 or 0xFFFFFFFF (streamed writers) and files that are not RIFF/WAVE are not
+    checked.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, length = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                held = size - pos - 8
+                if length not in (0, 0xFFFFFFFF) and held < length:
+                    return f"truncated: its header declares {length:,} bytes of audio, the file holds {held:,}"
+                return None
+            pos += 8 + length + (length & 1)
+    return "truncated: no audio data chunk before the end of the file"
+
+
 def load_wav(path: str | os.PathLike, sr: int | None = None, allow_silent: bool = False) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32, resampled to ``sr`` (native rate if None).
 
     Raises
     ------
     ValueError
-        Naming the file when it is missing or cannot be decoded, when it holds no samples, or (unless
-        ``allow_silent``) when its peak amplitude is below :data:`SILENCE_THRESHOLD`.
+        Naming the file when it is missing, cut short (:func:`wav_truncation`) or cannot be decoded, when it holds no
+        samples, or (unless ``allow_silent``) when its peak amplitude is below :data:`SILENCE_THRESHOLD`.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file not found: {str(path)!r}")
+    cut = wav_truncation(path)
+    if cut:
+        raise ValueError(f"cannot read audio file {str(path)!r}: {cut}")
     import librosa
 
     try:

@@ -13,13 +13,20 @@ the captions tagged ``0#0`` (or NaN) form one whole-motion item; every other cap
 when ``min_len <= len < max_len`` (a span ending past the motion is clamped like the numpy slice). Differences: item
 keys are ``<id>_<start>_<end>`` (``_2``, ``_3``... for further captions of the same span) instead of a random
 ``X_<id>`` prefix, items are sorted by key instead of by length, and spans that start before 0 are skipped (numpy
-would count them from the end). ``group_spans=True`` makes one item of the captions that share a span.
+would count them from the end). ``group_spans=True`` makes one item of the captions that share a span. A span time
+whose frame index is not finite (``1e308`` s) is skipped as ``caption span outside the motion``; Guo et al.'s loader
+drops that caption too (its ``OverflowError`` lands in a bare ``except``).
+
+Text files (split files, captions, ``annotations.json``) are UTF-8; a leading byte-order mark is dropped. Split-file
+ids and TMR ``path`` entries that would leave the data root (absolute, or with a ``..`` part) stop with a
+:class:`DataError` naming the file and the id.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +36,9 @@ import numpy as np
 from motion_text.data.features import layout_for
 from motion_text.data.skeleton import Skeleton
 
-__all__ = ["DataError", "MotionItem", "SkipReport", "SplitData", "read_guo_split", "read_tmr_split",
-           "load_stats", "parse_caption_line", "check_motion_file", "GUO_LENGTHS", "GUO_SPAN_FPS"]
+__all__ = ["DataError", "DataConfigError", "MotionItem", "SkipReport", "SplitData", "read_guo_split",
+           "read_tmr_split", "load_stats", "parse_caption_line", "check_motion_file", "read_text", "check_inside_root",
+           "GUO_LENGTHS", "GUO_SPAN_FPS", "MIN_STD"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +46,17 @@ log = logging.getLogger(__name__)
 GUO_LENGTHS = {"humanml3d": (40, 200), "kitml": (24, 200)}
 #: seconds -> frames factor of Guo et al.'s sub-motion cut (``int(f_tag * 20)``), for HumanML3D and KIT-ML alike
 GUO_SPAN_FPS = 20.0
+#: smallest accepted entry of a Std file: dividing by less blows O(1) feature deviations up past 1e6 (their squares past
+#: float32's range for entries below ~1e-19); Guo et al. divide by Std as is and TMR by ``std + 1e-12``, neither clamps
+MIN_STD = 1e-6
 
 
 class DataError(ValueError):
     """A dataset file is missing or malformed; the message names the file, what was expected and what was found."""
+
+
+class DataConfigError(DataError):
+    """A data option has an invalid value; the message names the option, what was expected and what was found."""
 
 
 @dataclass
@@ -168,13 +183,38 @@ def load_stats(mean_path: Path, std_path: Path, dim: int) -> tuple[np.ndarray, n
     zeros = int((out[1] <= 0).sum())
     if zeros:
         raise DataError(f"{std_path}: {zeros} of {dim} entries are <= 0; normalising would divide by zero")
+    tiny = np.flatnonzero(out[1] < MIN_STD)
+    if tiny.size:
+        i = int(tiny[0])
+        raise DataError(f"{std_path}: {tiny.size} of {dim} entries are below {MIN_STD:g} (index {i}: {out[1][i]:.3g}); "
+                        "normalising would blow those features up to non-finite values")
     return out[0], out[1]
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path`` without a leading byte-order mark; non-UTF-8 bytes raise :class:`DataError` naming the
+    file, ``what`` it is and the byte offset."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: {what} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def check_inside_root(name: str, where: str | Path, what: str = "id") -> str:
+    """Return ``name`` if joining it to a data folder stays inside that folder; an absolute path or a ``..`` part raises
+    :class:`DataError` naming ``where`` (the file that lists it) and the name."""
+    p = Path(name)
+    if p.is_absolute() or p.anchor or ".." in p.parts:
+        raise DataError(f"{where}: {what} {name!r} leaves the data root (an absolute path or '..'); "
+                        "ids must name files inside it")
+    return name
 
 
 def read_split_file(path: Path) -> list[str]:
     _require(path, "split file")
-    ids = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
-    return [i for i in ids if i]
+    ids = [line.strip() for line in path.read_bytes().decode("utf-8-sig", errors="replace").splitlines()]
+    return [check_inside_root(i, path) for i in ids if i]
 
 
 def check_motion_file(path: Path, dim: int) -> int:
@@ -225,10 +265,14 @@ def _items_from_captions(motion_id: str, path: Path, n_frames: int, spans: list[
         if start == 0.0 and end == 0.0:
             groups.setdefault(whole, []).append(caption)
             continue
-        s, e = int(start * fps), int(end * fps)
         if end <= start:
             report.skip("caption span end <= start", f"{where} ({start}-{end} s)", strict, motion_id)
             continue
+        if not (math.isfinite(start * fps) and math.isfinite(end * fps)):  # int() would overflow
+            report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
+                        strict, motion_id)
+            continue
+        s, e = int(start * fps), int(end * fps)
         if start < 0 or s >= n_frames:
             report.skip("caption span outside the motion", f"{where} ({start}-{end} s, {n_frames} frames)",
                         strict, motion_id)
@@ -310,7 +354,7 @@ def read_guo_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
             report.skip("caption file missing", str(tpath), strict, mid)
             continue
         try:
-            lines = tpath.read_bytes().decode("utf-8").splitlines()
+            lines = tpath.read_bytes().decode("utf-8-sig").splitlines()
         except UnicodeDecodeError as e:
             report.skip("caption file not UTF-8", f"{tpath} ({e.reason} at byte {e.start})", strict, mid)
             continue
@@ -363,7 +407,7 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
     mean, std = load_stats(stats / f"mean{suffix}", stats / f"std{suffix}", dim)
     ann_path = _require(root / "annotations.json", "annotations file")
     try:
-        annotations = json.loads(ann_path.read_text(encoding="utf-8"))
+        annotations = json.loads(ann_path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{ann_path}: not valid JSON ({e})") from None
     if not isinstance(annotations, dict):
@@ -385,7 +429,7 @@ def read_tmr_split(root: str | Path, split: str, skeleton: Skeleton, lengths: tu
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             report.skip("no annotation", f"{ann_path} [{kid}]", strict, kid)
             continue
-        path = root / "motions" / f"{entry['path']}.npy"
+        path = root / "motions" / f"{check_inside_root(entry['path'], f'{ann_path} [{kid}]', 'path')}.npy"
         if not path.exists():
             if allow_missing:
                 report.skip("motion file missing", str(path), strict, kid)

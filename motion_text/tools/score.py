@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+from motion_text.data.readers import read_text
 from motion_text.tools import user_errors
 
 __all__ = ["r_precision", "matching_score", "frechet_distance", "fid", "diversity", "read_captions",
@@ -155,7 +156,7 @@ def read_captions(path: str | Path) -> dict[str, str]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: captions file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "captions file")  # UTF-8 without a BOM; other bytes: an error naming the file
     if text.lstrip().startswith("{"):
         data = json.loads(text)
         out = {}

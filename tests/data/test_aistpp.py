@@ -94,8 +94,10 @@ def test_split_reader_counts_skips(aistpp_root, tmp_path, caplog):
     assert items[0].key in lost and items[-1].key in lost
     with pytest.raises(DataError, match="motion file missing"):
         read_aistpp_split(root, "train", strict=True)
+    (root / "splits" / "crossmodal_val.txt").unlink()  # EDGE's / Bailando's layout: val falls back to test
+    assert [it.key for it in read_aistpp_split(root, "val")] == [it.key for it in read_aistpp_split(root, "test")]
+    (root / "splits" / "crossmodal_test.txt").unlink()
     with pytest.raises(DataError, match="crossmodal_val.txt"):
-        (root / "splits" / "crossmodal_val.txt").unlink()
         read_aistpp_split(root, "val")
 
 

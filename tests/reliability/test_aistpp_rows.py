@@ -139,3 +139,109 @@ def test_split_drops_by_reason_and_reports_once(aist_root, caplog):
 def test_split_strict_raises_on_the_first_incomplete_sequence(aist_root):
     with pytest.raises(DataError, match=r"crossmodal_train\.txt: sequence 'gBR_sBM_cAll_d04_mBR1_ch01': motion file missing"):
         read_aistpp_split(aist_root, "train", strict=True)
+
+
+# issue #22 / #21 rows: truncated or short wavs, names leaving the root, EDGE/Bailando splits, stray ignore entries -----
+def _song(path, seconds: float = 2.5, rate: int = 44100) -> None:
+    """A wav like AIST's: 16-bit stereo at 44.1 kHz."""
+    import soundfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    y = 0.4 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)) / 2
+    soundfile.write(path, np.stack([y, y], 1), rate, subtype="PCM_16")
+
+
+def test_wav_cut_to_its_first_2000_bytes_stops(tmp_path):
+    path = tmp_path / "mBR0.wav"
+    _song(path)
+    path.write_bytes(path.read_bytes()[:2000])  # decoders read 0.01 s of it without complaint
+    with pytest.raises(ValueError, match=rf"cannot read audio file '{path}': truncated: its header declares 441,000 "
+                                         r"bytes of audio, the file holds 1,956"):
+        load_wav(path)
+
+
+def _dance_root(tmp_path, wav_seconds: dict[str, float], frames: int = 120):
+    """One 2-s sequence per music id, with a wav of the given length."""
+    from motion_text.data.aistpp import DanceItem
+
+    items = []
+    for mid, seconds in wav_seconds.items():
+        name = f"gBR_sBM_cAll_d04_{mid}_ch01"
+        motion = save_motion_pkl(tmp_path / "motions" / f"{name}.pkl", np.zeros((frames, 72)), np.zeros((frames, 3)))
+        _wav(tmp_path / "wav" / f"{mid}.wav", 0.5 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * 8000)) / 8000))
+        items.append(DanceItem(name, motion, tmp_path / "wav" / f"{mid}.wav", mid))
+    return items
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.* is too large:UserWarning")  # librosa's CQT on 1-s signals
+def test_wav_shorter_than_its_motion_is_a_counted_skip_naming_it(tmp_path, caplog):
+    from motion_text.data.aistpp import AISTPPDataset
+
+    items = _dance_root(tmp_path, {"mBR0": 2.5, "mBR1": 1.8, "mBR2": 1.0})  # 2-s motions, tolerance 0.5 s
+    with caplog.at_level(logging.WARNING, logger="motion_text.data.readers"):
+        ds = AISTPPDataset(items, None, train=False, music_cache_dir=tmp_path / "cache")
+    assert [it.music_id for it in ds.items] == ["mBR0", "mBR1"]
+    assert ds.lengths == [120, 1 + int(1.8 * 30720) // 512]  # within the tolerance: cut to the music (109 frames)
+    assert ds.report.message() == "aistpp: skipped 1 of 3: 1 music shorter than the motion"
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert f"{tmp_path}/wav/mBR2.wav (1.02 s for the 2.00 s of gBR_sBM_cAll_d04_mBR2_ch01; tolerance 0.5 s)" in warning
+    with pytest.raises(DataError, match=r"mBR2\.wav .*: music shorter than the motion \(strict mode"):
+        AISTPPDataset(items, None, train=False, music_cache_dir=tmp_path / "cache", strict=True)
+    kept = AISTPPDataset(items, None, train=False, music_cache_dir=tmp_path / "cache", music_tolerance=1.0)
+    assert len(kept) == 3
+
+
+def test_truncated_wav_stops_the_dataset_and_short_sequences_are_reported(tmp_path, caplog):
+    from motion_text.data.aistpp import AISTPPDataset
+
+    items = _dance_root(tmp_path, {"mBR0": 2.5, "mBR1": 2.5})
+    with caplog.at_level(logging.WARNING, logger="motion_text.data.readers"):
+        AISTPPDataset(items, 200, train=True, music_cache_dir=tmp_path / "cache")
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "aistpp: skipped 2 of 2: 2 shorter than the 200-frame window"]
+    _song(items[1].wav_path)
+    items[1].wav_path.write_bytes(items[1].wav_path.read_bytes()[:2000])
+    with pytest.raises(DataError, match=rf"cannot read audio file '{items[1].wav_path}': truncated"):
+        AISTPPDataset(items, None, train=False, music_cache_dir=tmp_path / "cache")
+
+
+def test_split_name_leaving_the_root_is_refused(aist_root, tmp_path):
+    outside = "../outside/gBR_sBM_cAll_d04_mBR0_ch03"  # from motions/: a readable pickle next to the dataset
+    save_motion_pkl(tmp_path / "outside" / "gBR_sBM_cAll_d04_mBR0_ch03.pkl", np.zeros((4, 72)), np.zeros((4, 3)))
+    split = aist_root / "splits" / "crossmodal_train.txt"
+    split.write_text(split.read_text() + outside + "\n")
+    with pytest.raises(DataError, match=rf"{split}: sequence '{outside}' leaves the data root"):
+        read_aistpp_split(aist_root, "train")
+
+
+def test_edge_bailando_splits_validate_on_test_and_say_so_once(aist_root, caplog):
+    (aist_root / "splits" / "crossmodal_test.txt").write_text("gBR_sBM_cAll_d04_mBR0_ch01\n")
+    with caplog.at_level(logging.WARNING, logger="motion_text.data.aistpp"):
+        for _ in range(2):
+            assert [it.key for it in read_aistpp_split(aist_root, "val")] == ["gBR_sBM_cAll_d04_mBR0_ch01"]
+    notes = [r.getMessage() for r in caplog.records if r.name == "motion_text.data.aistpp"]
+    assert notes == [f"{aist_root}/splits/crossmodal_val.txt not found (EDGE and Bailando ship only crossmodal "
+                     f"train/test): validating on {aist_root}/splits/crossmodal_test.txt"]
+
+
+def test_ignore_entries_matching_no_sequence_are_reported_once(aist_root, caplog):
+    ignore = aist_root / "ignore_list.txt"
+    ignore.write_text(ignore.read_text() + "gBR_sBM_c01_d04_mBR0_ch02\n")  # a camera id instead of cAll: a typo
+    with caplog.at_level(logging.WARNING, logger="motion_text.data.aistpp"):
+        read_aistpp_split(aist_root, "train")
+        read_aistpp_split(aist_root, "train")
+    notes = [r.getMessage() for r in caplog.records if r.name == "motion_text.data.aistpp"]
+    assert notes == [f"{ignore}: 1 of 2 entries match no sequence (in no split file, no motions/<name>.pkl), "
+                     "e.g. ['gBR_sBM_c01_d04_mBR0_ch02']"]
+
+
+@pytest.mark.filterwarnings("ignore:n_fft=.* is too large:UserWarning")  # librosa's CQT on 0.1-s signals
+def test_fit_without_val_split_builds_val_from_test(aist_root, tmp_path, monkeypatch):
+    from motion_text.data.datamodule import DatasetSpec, MotionTextDataModule
+
+    monkeypatch.setenv("MOTION_TEXT_CACHE", str(tmp_path / "cache"))
+    (aist_root / "splits" / "crossmodal_test.txt").write_text("gBR_sBM_cAll_d04_mBR0_ch01\n")
+    dm = MotionTextDataModule([DatasetSpec(name="aistpp", root=str(aist_root))], num_workers=0, window_seconds=0.05)
+    dm.setup("fit")
+    assert [it.key for it in dm.datasets["val"].items] == ["gBR_sBM_cAll_d04_mBR0_ch01"]

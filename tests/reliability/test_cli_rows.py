@@ -45,11 +45,16 @@ def _std_zeros(root):
     put(root / "Std.npy", np.zeros(263, np.float32))
 
 
+def _std_tiny(root):
+    put(root / "Std.npy", np.r_[np.ones(7), 1e-30, np.ones(255)].astype(np.float32))
+
+
 @pytest.mark.parametrize("corrupt,args,message", [
     (_too_short, ["--data.strict=true"],
      rf"error: .*new_joint_vecs/{TARGET}\.npy \(10 frames\): too short \(strict mode"),
     (_std_zeros, [], r"error: .*Std\.npy: 263 of 263 entries are <= 0"),
-], ids=["strict skip", "Std zeros"])
+    (_std_tiny, [], r"error: .*Std\.npy: 1 of 263 entries are below 1e-06 \(index 7: 1e-30\)"),
+], ids=["strict skip", "Std zeros", "Std 1e-30"])
 def test_data_error_is_one_message_at_start_up(h3d_copy, tmp_path, corrupt, args, message):
     corrupt(h3d_copy)
     with pytest.raises(SystemExit, match=message):
@@ -90,3 +95,18 @@ def test_checkpoint_holding_objects_is_refused(h3d_copy, tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {"x": argparse.Namespace(a=1)}}, bad)
     with pytest.raises(SystemExit, match=r"holds objects other than weights.*--weights_only=false"):
         main(["fit", "--config", _config(tmp_path, h3d_copy), "--ckpt_path", str(bad), "--trainer.fast_dev_run=1"])
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"datasets": [{"name": "humanml4"}]}, r"error: data\.datasets: unknown dataset 'humanml4'; known: \['aistpp', "
+                                            r"'humanml3d', 'kitml'\]$"),
+    ({"batch_size": -1}, r"error: data\.batch_size must be an integer >= 1, got -1$"),
+    ({"max_len": 0}, r"error: data\.max_len must be an integer >= 1 or null, got 0$"),
+    ({"num_workers": -2}, r"error: data\.num_workers must be an integer >= 0, got -2$"),
+    ({"window_seconds": 0.0}, r"error: data\.window_seconds must be a number > 0, got 0\.0$"),
+], ids=["unknown dataset", "batch_size -1", "max_len 0", "num_workers -2", "window_seconds 0"])
+def test_bad_data_option_is_one_message_at_start_up(h3d_copy, tmp_path, data, message):
+    if "datasets" in data:
+        data["datasets"][0]["root"] = str(h3d_copy)
+    with pytest.raises(SystemExit, match=message):
+        main(["fit", "--config", _config(tmp_path, h3d_copy, **data), "--trainer.fast_dev_run=1"])

@@ -188,3 +188,73 @@ def test_motion_file_broken_after_start_up_names_it(h3d_copy):
     put(h3d_copy / NPY, b"gone")
     with pytest.raises(DataError, match=rf"{TARGET}\.npy: cannot read frames 0:{TARGET_FRAMES}"):
         ds[index]
+
+
+# issue #22 rows: ids leaving the root, huge caption times, tiny Std entries, BOM, non-UTF-8 caption files -------------
+@pytest.mark.parametrize("form", ["absolute", "dotdot"])
+def test_split_id_leaving_the_root_is_refused(h3d_copy, tmp_path, form):
+    outside = tmp_path / "outside"  # a valid motion and caption file next to the dataset, not inside it
+    outside.mkdir()
+    np.save(outside / "x.npy", _motion())
+    (outside / "x.txt").write_text(CLEAN_CAPTIONS)
+    mid = str(outside / "x") if form == "absolute" else "../../outside/x"  # from new_joint_vecs/ and texts/
+    put(h3d_copy / "train.txt", (h3d_copy / "train.txt").read_text() + mid + "\n")
+    for allow_missing in (False, True):
+        with pytest.raises(DataError, match=rf"{h3d_copy}/train\.txt: id '{re.escape(mid)}' leaves the data root"):
+            read_guo_split(h3d_copy, "train", HUMANML3D, allow_missing=allow_missing)
+
+
+def test_tmr_path_leaving_the_root_is_refused(tiny_tmr, tmp_path):
+    root = clone(tiny_tmr, tmp_path / "tmr")
+    _apply(root, "annotations.json", _ann(lambda a, k: a[k].update(path="../../outside/x")))
+    with pytest.raises(DataError, match=r"annotations\.json \[\w+\]: path '\.\./\.\./outside/x' leaves the data root"):
+        read_tmr_split(root, "train", HUMANML3D)
+
+
+@pytest.mark.parametrize("line,reason", [
+    ("a person kicks#tok#0.0#1e308", "caption span outside the motion"),
+    ("a person kicks#tok#1e308#1e308", "caption span end <= start"),
+    ("a person kicks#tok#-1e308#1.0", "caption span outside the motion"),
+], ids=["end 1e308", "both 1e308", "start -1e308"])
+def test_huge_caption_time_is_a_counted_span_skip(h3d_copy, line, reason):
+    """Guo et al.'s Text2MotionDatasetV2 drops such a caption (int(1e308 * 20) raises OverflowError inside a bare
+    except); here it is counted as a span skip, the item keeps its other captions."""
+    put(h3d_copy / TXT, _caption(line))
+    data = read_guo_split(h3d_copy, "train", HUMANML3D)
+    assert data.report.captions == Counter({reason: 1}) and not data.report.ids
+    item = next(it for it in data.items if it.motion_id == TARGET)
+    assert item.captions == ["a person walks forward", "someone walks"]
+    with pytest.raises(DataError, match=rf"{TARGET}\.txt .*: {reason} \(strict mode"):
+        read_guo_split(h3d_copy, "train", HUMANML3D, strict=True)
+
+
+def test_tiny_std_entry_stops_at_load_naming_std_and_index(h3d_copy):
+    std = np.load(h3d_copy / "Std.npy")
+    std[5] = 1e-30
+    put(h3d_copy / "Std.npy", std)
+    with pytest.raises(DataError, match=rf"{h3d_copy}/Std\.npy: 1 of 263 entries are below 1e-06 \(index 5: 1e-30\)"):
+        read_guo_split(h3d_copy, "train", HUMANML3D)
+
+
+def test_utf8_bom_is_dropped_from_caption_and_split_files(h3d_copy, tiny_tmr, tmp_path):
+    bom = "\ufeff"
+    put(h3d_copy / TXT, (bom + CLEAN_CAPTIONS).encode())
+    put(h3d_copy / "train.txt", (bom + (h3d_copy / "train.txt").read_text()).encode())
+    data = read_guo_split(h3d_copy, "train", HUMANML3D)
+    assert data.report.skipped == 0
+    assert next(it for it in data.items if it.motion_id == TARGET).captions[0] == "a person walks forward"
+    root = clone(tiny_tmr, tmp_path / "tmr")
+    put(root / "annotations.json", (bom + (root / "annotations.json").read_text()).encode())
+    assert len(read_tmr_split(root, "train", HUMANML3D).items) == len(read_tmr_split(tiny_tmr, "train", HUMANML3D).items)
+
+
+def test_captions_file_not_utf8_names_the_file(tmp_path):
+    """The caption reader of ``score`` (tools/score.py::read_captions) through the shared :func:`read_text`."""
+    from motion_text.tools.score import read_captions
+
+    path = tmp_path / "captions.tsv"
+    path.write_bytes(b"a\tcaf\xe9 dance\n")
+    with pytest.raises(DataError, match=rf"{path}: captions file is not UTF-8 text \(invalid continuation byte at byte 5\)"):
+        read_captions(path)
+    path.write_bytes("\ufeffa\ta person walks\n".encode())
+    assert read_captions(path) == {"a": "a person walks"}
