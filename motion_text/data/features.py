@@ -90,7 +90,7 @@ def layout_for(skeleton_or_joints: Skeleton | int) -> FeatureLayout:
 FACING_SMOOTH_SIGMA = 20.0
 
 
-def _facing_quat(positions: np.ndarray, across: np.ndarray, sigma: float = 0.0) -> np.ndarray:
+def _facing_quat(across: np.ndarray, sigma: float = 0.0) -> np.ndarray:
     """(T, 4) quaternions rotating the forward direction ``y x across`` onto +Z (pure Y rotations).
 
     ``across`` (T, 3) is normalised, crossed with +Y and, for ``sigma > 0``, smoothed over time with
@@ -115,19 +115,24 @@ def uniform_skeleton(positions: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """
     if skeleton.leg_bones is None:
         raise ValueError(f"skeleton {skeleton.name!r} has no leg_bones, needed to scale the root in uniform_skeleton")
-    parents = skeleton.parents
+    parents = np.array(skeleton.parents)
+    bones = positions[:, 1:] - positions[:, parents[1:]]
+    norms = np.linalg.norm(bones, axis=-1)
+    if not norms.all():
+        frame, bone = np.argwhere(norms == 0)[0]
+        raise ValueError(f"joints {parents[bone + 1]} and {bone + 1} coincide in frame {frame}: the bone between them "
+                         "has no direction")
     tgt = skeleton.target_offsets
-    tgt_len = np.linalg.norm(tgt, axis=-1)
-    src_len = np.linalg.norm(positions[0, 1:] - positions[0, parents[1:]], axis=-1)
-    src = np.concatenate([[0.0], src_len])[:, None] * skeleton.raw_offsets
+    src = np.concatenate([[0.0], norms[0]])[:, None] * skeleton.raw_offsets
     legs = list(skeleton.leg_bones)
     scale = np.abs(tgt[legs]).max(-1).sum() / np.abs(src[legs]).max(-1).sum()
+    directions = np.concatenate([np.zeros_like(bones[:, :1]), bones / norms[..., None]], axis=1)
+    tgt_len = np.linalg.norm(tgt, axis=-1)
     out = np.zeros_like(positions)
     out[:, 0] = positions[:, 0] * scale
     for chain in skeleton.chains:
         for a, b in zip(chain[:-1], chain[1:]):
-            bone = positions[:, b] - positions[:, a]
-            out[:, b] = out[:, a] + tgt_len[b] * bone / np.linalg.norm(bone, axis=-1, keepdims=True)
+            out[:, b] = out[:, a] + tgt_len[b] * directions[:, b]
     return out
 
 
@@ -142,7 +147,7 @@ def canonicalize_joints(positions: np.ndarray, skeleton: Skeleton) -> np.ndarray
     positions -= positions[0:1, 0:1] * np.array([1.0, 0.0, 1.0])
     r_hip, l_hip, sdr_r, sdr_l = skeleton.face_joints
     first = positions[:1]
-    q0 = _facing_quat(first, (first[:, r_hip] - first[:, l_hip]) + (first[:, sdr_r] - first[:, sdr_l]))[0]
+    q0 = _facing_quat((first[:, r_hip] - first[:, l_hip]) + (first[:, sdr_r] - first[:, sdr_l]))[0]
     return R.qrot_np(np.broadcast_to(q0, positions.shape[:-1] + (4,)), positions)
 
 
@@ -161,7 +166,7 @@ def _inverse_kinematics(positions: np.ndarray, skeleton: Skeleton, sigma: float)
     quats[..., 0] = 1.0
     r_hip, l_hip, sdr_r, sdr_l = skeleton.face_joints
     across = (positions[:, l_hip] - positions[:, r_hip]) + (positions[:, sdr_r] - positions[:, sdr_l])
-    root_quat = _facing_quat(positions, across, sigma)
+    root_quat = _facing_quat(across, sigma)
     root_quat[0] = np.array([1.0, 0.0, 0.0, 0.0])
     quats[:, 0] = root_quat
     for chain in skeleton.chains:
@@ -176,9 +181,11 @@ def _inverse_kinematics(positions: np.ndarray, skeleton: Skeleton, sigma: float)
     return quats
 
 
-def joints_to_features(positions: np.ndarray, skeleton: Skeleton, uniform: bool = True, turn_sign_fix: bool = False,
+def joints_to_features(positions: np.ndarray, skeleton: Skeleton, turn_sign_fix: bool = False,
                        dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Compute Guo features (T-1, D) from joint positions (T, J, 3), as HumanML3D's ``process_file``.
+
+    The pose representation of Guo et al., "Generating Diverse and Natural 3D Human Motions from Text" (CVPR 2022).
 
     Follows EricGuo5513/HumanML3D ``motion_representation.ipynb`` (``process_file``, KIT-ML settings from
     EricGuo5513/text-to-motion ``scripts/motion_process.py``): retarget onto the target skeleton
@@ -190,8 +197,6 @@ def joints_to_features(positions: np.ndarray, skeleton: Skeleton, uniform: bool 
 
     Parameters
     ----------
-    uniform: retarget onto ``skeleton.target_offsets`` first (the reference always does; ``False`` keeps the bone
-        lengths of the input).
     turn_sign_fix: the reference takes ``arcsin`` of the y component of the frame-to-frame root quaternion, whose sign
         flips when the facing crosses +-180 degrees from frame 0's, so :func:`recover_from_ric` turns the wrong way for
         one frame. ``True`` takes the delta with ``w >= 0`` first, which makes the recovery exact through full turns.
@@ -207,9 +212,7 @@ def joints_to_features(positions: np.ndarray, skeleton: Skeleton, uniform: bool 
         raise ValueError(f"need at least 2 frames to compute velocities, got {positions.shape[0]}")
     if not np.isfinite(positions).all():
         raise ValueError("joint positions contain NaN or infinite values")
-    if uniform:
-        positions = uniform_skeleton(positions, skeleton)
-    positions = canonicalize_joints(positions, skeleton)
+    positions = canonicalize_joints(uniform_skeleton(positions, skeleton), skeleton)
     layout = layout_for(skeleton)
     t, j = positions.shape[:2]
 

@@ -105,3 +105,5 @@ def test_feature_dim_errors():
         joints_to_features(np.zeros((10, 5, 3)), HUMANML3D)
     with pytest.raises(ValueError, match="NaN"):
         joints_to_features(np.full((10, 22, 3), np.nan), HUMANML3D)
+    with pytest.raises(ValueError, match="coincide"):
+        joints_to_features(np.zeros((10, 22, 3)), HUMANML3D)
