@@ -21,9 +21,9 @@ ACTIONS = (
 )  # fmt: skip
 
 #: joint roles of each skeleton for the procedural rig: (left, right) pairs; ``jitter``: std of the i.i.d. noise on
-#: every joint and frame, in metres of a HumanML3D-sized body. KIT-ML's features come from smooth MMM fits: with its
-#: contact threshold of 0.05 unit^2 (a foot moving under 0.22 units per frame) the real Mean.npy has foot contacts in
-#: 1.7 % of the frames, which a jitter of 0.33 mm (0.19 units) reproduces.
+#: every joint and frame, in metres of a HumanML3D-sized body. KIT-ML's contact threshold of 0.05 unit^2 only counts
+#: a foot moving under 0.22 units per frame, and the real Mean.npy has foot contacts in 1.7 % of the frames; a jitter
+#: of 0.33 mm (0.19 KIT-ML units) gives the synthetic set the same rate (HumanML3D's 0.002 m^2 is far above jitter).
 _RIG = {
     "humanml3d": dict(spine=(3, 6, 9), hip=(1, 2), knee=(4, 5), shoulder=(16, 17), elbow=(18, 19), arms_tpose=True,
                       jitter=0.002),
