@@ -32,7 +32,14 @@ class Skeleton:
     face_joints: (r_hip, l_hip, r_shoulder, l_shoulder) used to find the facing direction.
     parts: named body-part groups (MoT++): root, feet (the contact token), right/left arm, torso, right/left leg.
         Joint indices refer to the 23-token layout of MoT++: 0 = root token, 1..J-1 = joints, J = feet-contact token.
-    unit_scale: metres per unit of the dataset's positions (KIT-ML positions are in millimetres).
+    unit_scale: metres per unit of the dataset's positions (KIT-ML positions are millimetre-scale, see ``KITML``).
+    target_lengths: (J,) bone lengths of the target skeleton every motion is retargeted to before its features are
+        computed (Guo et al. ``uniform_skeleton``; the target offsets are ``target_lengths[:, None] * raw_offsets``).
+        ``None``: the lengths of ``rest_offsets``.
+    leg_bones: the two bones (child joint indices) whose lengths set the root scale in ``uniform_skeleton``
+        (Guo et al. ``l_idx1, l_idx2``).
+    contact_threshold: squared per-frame foot displacement, in the dataset's unit squared, below which a foot joint
+        counts as in contact (Guo et al. ``feet_thre``: 0.002 for HumanML3D, 0.05 for KIT-ML).
     """
 
     name: str
@@ -46,10 +53,21 @@ class Skeleton:
     face_joints: tuple[int, int, int, int]
     parts: dict[str, tuple[int, ...]] = field(repr=False)
     unit_scale: float = 1.0
+    target_lengths: np.ndarray | None = field(default=None, repr=False)
+    leg_bones: tuple[int, int] | None = None
+    contact_threshold: float = 0.002
 
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    @property
+    def target_offsets(self) -> np.ndarray:
+        """(J, 3) bone vectors of the target skeleton: ``target_lengths`` along the ``raw_offsets`` directions."""
+        lengths = self.target_lengths
+        if lengths is None:
+            lengths = np.linalg.norm(self.rest_offsets, axis=-1)
+        return np.asarray(lengths, dtype=np.float64)[:, None] * self.raw_offsets
 
     @property
     def parents(self) -> list[int]:
@@ -97,6 +115,15 @@ _T2M_REST = np.array(
      [0.08, 0.12, 0], [-0.08, 0.12, 0], [0, 0.10, 0.05], [0.10, 0.03, 0], [-0.10, 0.03, 0], [0.26, 0, 0],
      [-0.26, 0, 0], [0.25, 0, 0], [-0.25, 0, 0]], dtype=np.float64,
 )  # fmt: skip
+# Bone lengths (metres) of HumanML3D's target skeleton: Guo et al. retarget every motion onto the offsets of AMASS
+# example 000021 (``motion_representation.ipynb``, ``tgt_skel.get_offsets_joints(example_data[0])``). That file is not
+# distributed; the lengths are measured on the official sample ``HumanML3D/new_joints/012314.npy``
+# (EricGuo5513/HumanML3D@9176e8f), whose bones all have these lengths (constant over its frames to 1.3e-6).
+_T2M_TARGET_LENGTHS = np.array(
+    [0.0, 0.103074, 0.109883, 0.131568, 0.393623, 0.390188, 0.14319, 0.432433, 0.425643, 0.057365, 0.143382,
+     0.149419, 0.21936, 0.137487, 0.143383, 0.103039, 0.131614, 0.122984, 0.25684, 0.263092, 0.266012, 0.269876],
+    dtype=np.float64,
+)  # fmt: skip
 
 HUMANML3D = Skeleton(
     name="humanml3d",
@@ -108,6 +135,9 @@ HUMANML3D = Skeleton(
     foot_left=(7, 10),
     foot_right=(8, 11),
     face_joints=(2, 1, 17, 16),
+    target_lengths=_T2M_TARGET_LENGTHS,
+    leg_bones=(5, 8),
+    contact_threshold=0.002,
     # MoT++ `skeleton_parts_ids_v2['humanml']`; 22 = the feet-contact token.
     parts={
         "root": (0,),
@@ -134,11 +164,15 @@ _KIT_RAW = np.array(
      [0, -1, 0], [0, -1, 0], [1, 0, 0], [0, -1, 0], [0, -1, 0], [0, 0, 1], [0, 0, 1], [-1, 0, 0], [0, -1, 0],
      [0, -1, 0], [0, 0, 1], [0, 0, 1]], dtype=np.float64,
 )  # fmt: skip
-# Rest pose in millimetres (KIT-ML positions are stored in mm); arms hang down as in the raw offsets.
+# Rest pose in KIT-ML's unit. KIT-ML positions are millimetre-scale, but its processed body stands about 1000 units
+# tall: the real ``Mean.npy`` has a root height of 559.6 and ric heights of 636 / 743 / 782 / 803 for joints 1-4, with
+# the hips exactly lateral of the root (x = -+44.9 at the root height) and the shoulders lateral of joint 3. The
+# offsets below follow those figures (a 1 m body in millimetres); KIT-ML's target skeleton (Guo et al.'s example
+# 03950) is not distributed, so these rest lengths (whole numbers, exact in float32) serve as the target lengths.
 _KIT_REST = np.array(
-    [[0, 0, 0], [0, 110, 0], [0, 180, 0], [0, 220, 0], [0, 120, 40], [-170, 0, 0], [0, -270, 0], [0, -250, 0],
-     [170, 0, 0], [0, -270, 0], [0, -250, 0], [-90, -40, 0], [0, -420, 0], [0, -420, 0], [0, -60, 100],
-     [0, 0, 60], [90, -40, 0], [0, -420, 0], [0, -420, 0], [0, -60, 100], [0, 0, 60]], dtype=np.float64,
+    [[0, 0, 0], [0, 76, 0], [0, 107, 0], [0, 39, 0], [0, 20, 15], [-97, 0, 0], [0, -165, 0], [0, -140, 0],
+     [97, 0, 0], [0, -165, 0], [0, -140, 0], [-45, 0, 0], [0, -250, 0], [0, -250, 0], [0, -36, 48],
+     [0, -20, 48], [45, 0, 0], [0, -250, 0], [0, -250, 0], [0, -36, 48], [0, -20, 48]], dtype=np.float64,
 )  # fmt: skip
 
 KITML = Skeleton(
@@ -151,6 +185,8 @@ KITML = Skeleton(
     foot_left=(19, 20),
     foot_right=(14, 15),
     face_joints=(11, 16, 5, 8),
+    leg_bones=(17, 18),
+    contact_threshold=0.05,
     # Same seven groups for the 21-joint skeleton; 21 = the feet-contact token.
     parts={
         "root": (0,),

@@ -2,7 +2,7 @@
 
 ``motion-text synth --format humanml3d --out DIR --num N --seed S`` writes::
 
-    DIR/new_joint_vecs/<id>.npy   (T, 263) float32 features (251 for KIT-ML)
+    DIR/new_joint_vecs/<id>.npy   (T, 263) float32 features (251 for KIT-ML), HumanML3D's ``process_file``
     DIR/new_joints/<id>.npy       (T, J, 3) float32 joint positions (= recover_from_ric of the features)
     DIR/texts/<id>.txt            3 captions, ``caption#word/POS ...#start#end`` (seconds; 0.0#0.0 = whole motion)
     DIR/Mean.npy, DIR/Std.npy     feature statistics of the train split (Std averaged per feature group, as Guo et al.)
@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from motion_text.data.features import joints_to_features, layout_for
+from motion_text.data.features import joints_to_features, layout_for, recover_from_ric
 from motion_text.data.skeleton import HUMANML3D, Skeleton, get_skeleton
 from motion_text.data.synthetic_motion import render_program, sample_program
 from motion_text.data.synthetic_text import caption_variants, describe, mirror_caption, pos_tokens
@@ -63,6 +64,15 @@ def _mirror(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     return m
 
 
+def _features(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    return joints_to_features(joints, skeleton)[0]
+
+
+def _new_joints(feats: np.ndarray) -> np.ndarray:
+    """``new_joints`` as HumanML3D writes them: ``recover_from_ric`` of the float32 features."""
+    return recover_from_ric(torch.from_numpy(feats)).numpy()
+
+
 def _caption_lines(specs, rng: np.random.Generator, fps: float) -> list[tuple[str, float, float]]:
     """Three captions: whole-motion ones, and for two-action clips sometimes one caption of a single action span."""
     whole = caption_variants(specs, rng, 3)
@@ -92,13 +102,13 @@ def _make_one(args) -> tuple[str, tuple, list[tuple[str, np.ndarray, np.ndarray,
     rng = np.random.default_rng([seed, index])
     specs = sample_program(rng)
     joints = render_program(specs, skeleton, rng)
-    feats, canon = joints_to_features(joints, skeleton)
+    feats = _features(joints, skeleton)
     lines = _caption_lines(specs, rng, skeleton.fps)
     key = f"{index:06d}"
-    records = [(key, feats, canon, lines)]
-    if with_mirror:
-        mfeats, mcanon = joints_to_features(_mirror(canon, skeleton), skeleton)
-        records.append(("M" + key, mfeats, mcanon, [(mirror_caption(c), s, e) for c, s, e in lines]))
+    records = [(key, feats, _new_joints(feats), lines)]
+    if with_mirror:  # HumanML3D mirrors the raw joints, then processes them like any motion
+        mfeats = _features(_mirror(joints, skeleton), skeleton)
+        records.append(("M" + key, mfeats, _new_joints(mfeats), [(mirror_caption(c), s, e) for c, s, e in lines]))
     return key, _signature(specs), records
 
 

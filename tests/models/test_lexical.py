@@ -236,6 +236,9 @@ def test_length_head_trains_only_itself_and_learns_lengths():
     assert int(dec.length_updates) == 101  # eval mode: not counted
     assert "length_updates" in dec.state_dict()
     assert dec.predict_lengths(p, w_te, beam=3, min_length=6).min() >= 6
+    with torch.no_grad():  # the longest lengths the classifier can score leave no room for [CLS] / [SEP]
+        dec.length_head[-1].bias[dec.max_len - 1:] = 1e4
+    assert dec.predict_lengths(p, w_te, beam=3).max() <= dec.max_len - 2
     with pytest.raises(ValueError, match="lengths"):
         dec.length_loss(p, w_te, lengths[:2])
 

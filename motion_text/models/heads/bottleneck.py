@@ -211,10 +211,14 @@ class BottleneckDecoder(nn.Module):
         return F.cross_entropy(logits, lengths.long().clamp(0, self.max_len))
 
     def predict_lengths(self, p: Tensor, word_embeddings: Tensor, beam: int = 3, min_length: int = 1) -> Tensor:
-        """(B, beam) long: the ``beam`` most likely caption lengths (>= ``min_length``), most likely first."""
+        """(B, beam) long: the ``beam`` most likely caption lengths (>= ``min_length``), most likely first.
+
+        Lengths count content tokens; a caption also holds [CLS] and [SEP], so at most ``max_len - 2`` are proposed.
+        """
         logits = self.length_logits(p, word_embeddings).float()
         logits[:, :min_length] = float("-inf")
-        return logits.topk(min(beam, logits.shape[1] - min_length), dim=1).indices
+        logits[:, self.max_len - 1:] = float("-inf")
+        return logits.topk(min(beam, self.max_len - 1 - min_length), dim=1).indices
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy on the masked positions (second term of Eq. 5, first term of Eq. 7)."""
