@@ -38,6 +38,11 @@ _SOURCES = {
 }
 
 
+#: version of the synthetic generators' output, part of the cache folder name: bump it whenever generated files change
+#: (2: features of HumanML3D's process_file, KIT-ML units), so a cache of an older generator is never read
+SYNTHETIC_GENERATION = 2
+
+
 def default_cache_dir() -> Path:
     """Where generated synthetic datasets live: ``$MOTION_TEXT_CACHE`` or ``~/.cache/motion_text``."""
     return Path(os.environ.get("MOTION_TEXT_CACHE", Path.home() / ".cache" / "motion_text"))
@@ -88,7 +93,7 @@ class DatasetSpec:
             return Path(self.root).expanduser()
         if self.synthetic > 0:
             return default_cache_dir() / "synthetic" / (
-                f"{self.name}_{self.layout}_{self.synthetic}_s{self.synthetic_seed}")
+                f"{self.name}_{self.layout}_{self.synthetic}_s{self.synthetic_seed}_g{SYNTHETIC_GENERATION}")
         raise DataConfigError(f"dataset {self.name!r}: no root given (set data.datasets[].root)")
 
 

@@ -119,3 +119,14 @@ def test_exclude_test_ids(h3d_root, tmp_path):
     left = [it.motion_id for s in dm.datasets["test"].sources for it in s.items]
     assert keys[0] not in left and keys[1] not in left
     assert len(left) == len(keys) - sum(k in (keys[0], keys[1]) for k in keys)
+
+
+def test_synthetic_cache_folder_names_the_generator_version(monkeypatch, tmp_path):
+    """A cache written by an older generator (other features) is never read by a newer one."""
+    from motion_text.data import datamodule as dm_mod
+
+    monkeypatch.setenv("MOTION_TEXT_CACHE", str(tmp_path))
+    spec = dm_mod.DatasetSpec(name="humanml3d", synthetic=10)
+    now = spec.resolved_root()
+    monkeypatch.setattr(dm_mod, "SYNTHETIC_GENERATION", dm_mod.SYNTHETIC_GENERATION + 1)
+    assert spec.resolved_root() != now and now.parent == tmp_path / "synthetic"
