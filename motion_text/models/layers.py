@@ -7,13 +7,13 @@
 * :class:`DropPath` -- stochastic depth per sample (Huang et al., ECCV 2016).
 * :class:`MLP` and :class:`PreNormBlock` -- the pre-norm ViT block used by MoT++ (multi-head self-attention with
   a qkv bias, then a feed-forward network, each in a residual branch behind a LayerNorm and DropPath).
-* :func:`dropout` / :class:`Dropout`, :func:`attention` and :class:`TransformerEncoderLayer` -- inverted dropout,
-  scaled dot-product attention and ``nn.TransformerEncoderLayer`` (same parameters and state-dict names) whose
-  dropout masks on the CPU come from a fast bit generator: PyTorch's CPU Bernoulli sampling took a third of a
-  TMR encoder's training step.
 * :func:`reparameterize` -- the VAE sampling step z = mu + eps * exp(logvar / 2) (Kingma & Welling, ICLR 2014).
 * :func:`autocast_safe_fastpath` -- keeps ``nn.TransformerEncoder``/``nn.MultiheadAttention`` off their fused
   inference kernels while CPU autocast is active (those kernels only recognise CUDA autocast).
+
+Dropout, attention and the post-norm transformer layers are PyTorch's own (``nn.Dropout``,
+``F.scaled_dot_product_attention``, ``nn.TransformerEncoderLayer``), used through their public interfaces only
+(``tests/models/test_layers.py`` fails if a private torch method is overridden in the package).
 
 Mask conventions: *validity* masks (``mask``) are True on real frames, as in TMR; *key padding* masks
 (``key_padding_mask``) are True on padding, as in :class:`torch.nn.MultiheadAttention`.
@@ -32,133 +32,16 @@ from torch import Tensor, nn
 
 __all__ = [
     "DropPath",
-    "Dropout",
     "MLP",
     "PreNormBlock",
     "SinusoidalPositionalEncoding",
-    "TransformerEncoderLayer",
-    "attention",
     "autocast_safe_fastpath",
-    "dropout",
-    "dropout_keep_probability",
     "lengths_to_mask",
     "reparameterize",
     "sinusoidal_table",
 ]
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
-
-_MASK_BITS = 16  # resolution of the dropout probability on the CPU path: p is rounded to a multiple of 2**-16
-
-
-def dropout_keep_probability(p: float) -> float:
-    """The keep probability the CPU path of :func:`dropout` realises for drop probability ``p``:
-    ``1 - round(p * 2**16) / 2**16`` (within 7.7e-6 of ``1 - p``)."""
-    return 1.0 - round(p * 2**_MASK_BITS) / 2**_MASK_BITS
-
-
-def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
-    """Inverted dropout (Srivastava et al., JMLR 2014): zero each element with probability ``p``, scale the others by
-    1 / (keep probability), so that the expectation is ``x``.
-
-    On CUDA (and in eval mode or with ``p = 0``) this is ``F.dropout``. On the CPU the mask is drawn differently:
-    PyTorch's CPU ``bernoulli_`` costs ~11 ns per element (a third of a TMR encoder's training step), so 16 random
-    bits per element are taken from NumPy's SFC64 generator, seeded by one draw of PyTorch's default generator
-    (``torch.manual_seed`` / ``seed_everything`` keep runs reproducible), and an element is kept when its bits are
-    at least ``round(p * 2**16)``. The realised drop probability is that multiple of 2**-16
-    (:func:`dropout_keep_probability`) and the scale uses it, so the expectation stays exactly ``x``.
-    """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
-    import numpy as np
-
-    threshold = round(p * 2**_MASK_BITS)
-    keep = dropout_keep_probability(p)
-    if keep == 0.0:
-        return x * 0.0
-    n = x.numel()
-    seed = int(torch.randint(0, 2**62, (1,)))
-    bits = np.random.SFC64(seed).random_raw((n + 3) // 4).view(np.uint16)[:n]  # 4 x 16 bits per 64-bit draw
-    mask = np.multiply(bits >= threshold, np.float32(1.0 / keep), dtype=np.float32)
-    return x * torch.from_numpy(mask).view(x.shape).to(x.dtype)
-
-
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` through :func:`dropout` (fast CPU masks); no parameters, so state dicts are unchanged."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
-
-
-def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = None, dropout_p: float = 0.0) -> Tensor:
-    """Scaled dot-product attention softmax(q k^T / sqrt(c) + mask) v of (B, H, N, C) queries / keys / values.
-
-    ``attn_mask``: broadcastable to (B, H, N, N), boolean (True = attend) or additive. With attention dropout on the
-    CPU the weights are computed explicitly and dropped with :func:`dropout` (PyTorch's kernel takes the same math
-    path there, with Bernoulli masks); otherwise ``F.scaled_dot_product_attention``.
-    """
-    if dropout_p == 0.0 or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # b h n m
-    if attn_mask is None:
-        return dropout(scores.softmax(dim=-1), dropout_p) @ v
-    if attn_mask.dtype == torch.bool:
-        scores, dead = scores.masked_fill(~attn_mask, float("-inf")), ~attn_mask.any(-1, keepdim=True)
-    else:
-        scores, dead = scores + attn_mask, torch.isneginf(attn_mask).all(-1, keepdim=True)
-    weights = scores.softmax(dim=-1)
-    if bool(dead.any()):  # a query with every key masked attends to nothing (0), as PyTorch's kernel
-        weights = weights.masked_fill(dead, 0.0)
-    return dropout(weights, dropout_p) @ v
-
-
-class TransformerEncoderLayer(nn.TransformerEncoderLayer):
-    """``nn.TransformerEncoderLayer`` whose dropouts use :func:`dropout` / :func:`attention` in CPU training.
-
-    Same constructor, parameters and state-dict names (so TMR checkpoints load unchanged); on CUDA, in eval mode, or
-    without dropout the self-attention block is PyTorch's own.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.dropout, self.dropout1, self.dropout2 = (Dropout(m.p) for m in (self.dropout, self.dropout1,
-                                                                             self.dropout2))
-
-    def _sa_block(self, x: Tensor, attn_mask: Tensor | None, key_padding_mask: Tensor | None,
-                  is_causal: bool = False) -> Tensor:
-        mha = self.self_attn
-        if not (self.training and mha.dropout > 0 and x.device.type == "cpu" and mha._qkv_same_embed_dim
-                and mha.bias_k is None and not mha.add_zero_attn):
-            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
-        if not mha.batch_first:
-            x = x.transpose(0, 1)
-        b, n, _ = x.shape
-        q, k, v = rearrange(F.linear(x, mha.in_proj_weight, mha.in_proj_bias), "b n (three h c) -> three b h n c",
-                            three=3, h=mha.num_heads)
-        mask = None  # additive (0 / -inf), PyTorch's conventions: a boolean mask is True where attention is barred
-        if key_padding_mask is not None:
-            mask = _additive(key_padding_mask, q.dtype)[:, None, None, :]  # b 1 1 n
-        if attn_mask is None and is_causal:
-            attn_mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
-        if attn_mask is not None:
-            am = _additive(attn_mask, q.dtype)
-            mask = am if mask is None else mask + am
-        out = mha.out_proj(rearrange(attention(q, k, v, mask, mha.dropout), "b h n c -> b n (h c)"))
-        if not mha.batch_first:
-            out = out.transpose(0, 1)
-        return self.dropout1(out)
-
-
-def _additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """A mask in ``nn.MultiheadAttention``'s convention (boolean: True = barred; float: added) as an additive one."""
-    if mask.dtype != torch.bool:
-        return mask.to(dtype)
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
-
 
 def lengths_to_mask(lengths: Tensor | Sequence[int], max_len: int | None = None) -> Tensor:
     """Validity mask of padded sequences.
@@ -228,7 +111,7 @@ class SinusoidalPositionalEncoding(nn.Module):
     def __init__(self, d_model: int, dropout: float = 0.1, max_len: int = 5000, batch_first: bool = True) -> None:
         super().__init__()
         self.batch_first = batch_first
-        self.dropout = Dropout(p=dropout)
+        self.dropout = nn.Dropout(p=dropout)
         self.register_buffer("pe", sinusoidal_table(max_len, d_model), persistent=False)  # (max_len, d)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -280,7 +163,7 @@ class MLP(nn.Module):
         self.fc1 = nn.Linear(in_features, hidden_features)
         self.act = _activation(activation)
         self.fc2 = nn.Linear(hidden_features, out_features)
-        self.drop = Dropout(dropout)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
@@ -320,7 +203,7 @@ class PreNormBlock(nn.Module):
         self.norm1 = nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * d, bias=True)
         self.proj = nn.Linear(d, d)
-        self.proj_drop = Dropout(dropout)
+        self.proj_drop = nn.Dropout(dropout)
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(d)
         self.mlp = MLP(d, ff, d, activation=activation, dropout=dropout)
@@ -335,7 +218,8 @@ class PreNormBlock(nn.Module):
                 raise ValueError(f"key_padding_mask of shape {tuple(key_padding_mask.shape)} does not match "
                                  f"tokens of shape {tuple(x.shape[:2])}")
             attn_mask = ~key_padding_mask.bool()[:, None, None, :]  # (B, 1, 1, N) True = attend
-        out = attention(q, k, v, attn_mask, self.attn_dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                             dropout_p=self.attn_dropout if self.training else 0.0)
         return self.proj_drop(self.proj(rearrange(out, "b h n c -> b n (h c)")))
 
     def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:

@@ -1,8 +1,14 @@
-"""Tests of motion_text.models.layers against plain references (loops, math, torch.nn.MultiheadAttention)."""
+"""Tests of motion_text.models.layers against plain references (loops, math, torch.nn.MultiheadAttention), and
+checks that the models use PyTorch's layers through public interfaces only."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
+import pkgutil
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,17 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import motion_text
+from motion_text.models.encoders.spatiotemporal import _Attention
 from motion_text.models.layers import (
     MLP,
-    Dropout,
     DropPath,
     PreNormBlock,
     SinusoidalPositionalEncoding,
-    TransformerEncoderLayer,
-    attention,
     autocast_safe_fastpath,
-    dropout,
-    dropout_keep_probability,
     lengths_to_mask,
     sinusoidal_table,
 )
@@ -187,90 +190,92 @@ def test_autocast_safe_fastpath_only_under_autocast():
     assert torch.backends.mha.get_fastpath_enabled()
 
 
-# ---- dropout with fast CPU masks ---------------------------------------------------------------------------------
-def test_dropout_mask_statistics_scale_and_gradient():
-    x = torch.randn(400, 500, requires_grad=True)
-    torch.manual_seed(0)
-    y = dropout(x, 0.1)
-    keep = dropout_keep_probability(0.1)
-    assert keep == 1 - 6554 / 65536 and abs(keep - 0.9) < 1e-5
-    kept = y != 0
-    # each element kept or zeroed; kept ones scaled by exactly 1 / keep
-    torch.testing.assert_close(y[kept], (x * (1 / keep))[kept].float(), rtol=1e-6, atol=0)
-    n = x.numel()
-    rate = kept.double().mean().item()
-    assert abs(rate - keep) < 5 * math.sqrt(keep * (1 - keep) / n)  # 5 binomial standard deviations
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, kept.float() / keep)  # d y / d x = mask / keep
-    # independent over elements: neighbours' keep indicators are uncorrelated
-    k = kept.flatten().double()
-    corr = torch.corrcoef(torch.stack([k[:-1], k[1:]]))[0, 1].item()
-    assert abs(corr) < 5 / math.sqrt(n)
+# ---- masks: a query with every key masked gets 0 (PyTorch's kernel), also with attention dropout ----------------
+@pytest.mark.parametrize("attn_dropout", [0.0, 0.5])
+def test_prenorm_block_query_with_every_key_masked_gets_zero(attn_dropout):
+    torch.manual_seed(4)
+    block = PreNormBlock(8, heads=2, ff=16, attn_dropout=attn_dropout).train()
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[0] = True  # sample 0: every key masked
+    out = block.attention(x, pad)  # proj(attention) = proj.bias where the attention is 0
+    torch.testing.assert_close(out[0], block.proj.bias.expand(5, 8))
+    assert not torch.allclose(out[1], block.proj.bias.expand(5, 8))
+    assert torch.isfinite(torch.autograd.grad(out.square().sum(), x)[0]).all()
 
 
-def test_dropout_reproducible_under_manual_seed_and_fresh_per_call():
-    x = torch.ones(64, 64)
-    torch.manual_seed(3)
-    a, b = dropout(x, 0.5), dropout(x, 0.5)
-    torch.manual_seed(3)
-    assert torch.equal(dropout(x, 0.5), a) and not torch.equal(a, b)
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_spatiotemporal_attention_with_every_frame_masked_gets_zero(dropout):
+    torch.manual_seed(5)
+    attn = _Attention(8, 2, dropout).train()
+    x = torch.randn(2, 4, 3, 8, requires_grad=True)  # b t j c
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    valid[1] = False  # sample 1: no valid frame
+    out = attn(x, valid)
+    torch.testing.assert_close(out[1], attn.proj.bias.expand(4, 3, 8))
+    assert torch.isfinite(torch.autograd.grad(out.square().sum(), x)[0]).all()
 
 
-def test_dropout_identity_cases_and_errors():
-    x = torch.randn(8, 9)
-    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
-    assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
-    assert dropout(x.bfloat16(), 0.2).dtype == torch.bfloat16
-    with pytest.raises(ValueError, match="probability"):
-        dropout(x, 1.5)
-    module = Dropout(0.25)
-    assert isinstance(module, nn.Dropout) and module.state_dict() == {}
-    assert module.eval()(x) is x
+def test_prenorm_block_dropout_is_pytorchs_and_seeded():
+    block = PreNormBlock(8, heads=2, ff=16, dropout=0.3, attn_dropout=0.3).train()
+    assert type(block.proj_drop) is nn.Dropout and type(block.mlp.drop) is nn.Dropout
+    x = torch.randn(2, 5, 8)
+    torch.manual_seed(6)
+    a, b = block(x), block(x)
+    torch.manual_seed(6)
+    assert torch.equal(block(x), a) and not torch.equal(a, b)
 
 
-def test_attention_cpu_dropout_path_equals_sdpa_when_nothing_is_dropped():
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 7, 4, generator=g, dtype=torch.float64) for _ in range(3))
-    valid = torch.ones(2, 1, 1, 7, dtype=torch.bool)
-    valid[1, ..., 5:] = False
-    additive = torch.randn(7, 7, generator=g, dtype=torch.float64)
-    tiny = 1e-6  # > 0 takes the explicit path; rounds to a drop probability of 0, so nothing is dropped
-    assert dropout_keep_probability(tiny) == 1.0
-    for mask in (None, valid, additive):
-        ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        torch.testing.assert_close(attention(q, k, v, mask, tiny), ref)
-    # a query whose keys are all masked gets 0, as from PyTorch's kernel (not NaN), with finite gradients
-    dead = valid.expand(2, 3, 7, 7).clone()
-    dead[0, :, 2] = False
-    qg = q.clone().requires_grad_(True)
-    out = attention(qg, k, v, dead, tiny)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=dead))
-    assert (out[0, :, 2] == 0).all() and torch.isfinite(torch.autograd.grad(out.sum(), qg)[0]).all()
-    blocked = torch.where(dead, 0.0, float("-inf")).double()
-    torch.testing.assert_close(attention(q, k, v, blocked, tiny), out.detach())
-    # with dropout the weights of each row are dropped and rescaled: the output is a reweighted mix of v
-    torch.manual_seed(0)
-    out = attention(q, k, v, valid, 0.5)
-    assert out.shape == q.shape and not torch.allclose(out, F.scaled_dot_product_attention(q, k, v, attn_mask=valid))
+# ---- public torch interfaces only ------------------------------------------------------------------------------
+_PACKAGE = Path(motion_text.__file__).parent
+#: overrides / attributes / generators the package must not use again (private torch API, hand-rolled dropout)
+_FORBIDDEN = ("def _sa_block", "def _ff_block", "def _mha_block", "_qkv_same_embed_dim", "SFC64", "random_raw")
 
 
-@pytest.mark.parametrize("batch_first", [True, False])
-def test_transformer_layer_matches_pytorch_layer(batch_first):
-    torch.manual_seed(0)
-    kw = dict(d_model=16, nhead=4, dim_feedforward=32, activation="gelu", batch_first=batch_first)
-    ours = TransformerEncoderLayer(dropout=1e-6, **kw).double().train()
-    ref = nn.TransformerEncoderLayer(dropout=0.0, **kw).double().train()
-    assert ours.load_state_dict(ref.state_dict()) is not None and ours.state_dict().keys() == ref.state_dict().keys()
-    x = torch.randn(3, 6, 16, dtype=torch.float64, requires_grad=True)
-    xin = x if batch_first else x.transpose(0, 1)
-    pad = torch.zeros(3, 6, dtype=torch.bool)
-    pad[1, 4:] = True
-    causal = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)  # True = not allowed
-    for kwargs in ({}, {"src_key_padding_mask": pad}, {"src_key_padding_mask": pad, "src_mask": causal}):
-        out, want = ours(xin, **kwargs), ref(xin, **kwargs)
-        torch.testing.assert_close(out, want)
-        g_ours = torch.autograd.grad(out.square().sum(), x)[0]
-        g_ref = torch.autograd.grad(want.square().sum(), x)[0]
-        torch.testing.assert_close(g_ours, g_ref)
-    # eval mode is PyTorch's own path
-    torch.testing.assert_close(ours.eval()(xin, src_key_padding_mask=pad), ref.eval()(xin, src_key_padding_mask=pad))
+def _model_modules() -> list:
+    pkg = importlib.import_module("motion_text.models")
+    return [importlib.import_module(m.name) for m in pkgutil.walk_packages(pkg.__path__, "motion_text.models.")]
+
+
+def test_package_source_has_no_private_torch_overrides():
+    hits = [f"{p.relative_to(_PACKAGE)}: {token}" for p in sorted(_PACKAGE.rglob("*.py"))
+            for token in _FORBIDDEN if token in p.read_text()]
+    assert not hits, hits
+
+
+def test_model_classes_override_no_private_torch_method():
+    """No class of motion_text.models redefines a ``_private`` name of a torch base class (``_sa_block``, ...)."""
+    bad = []
+    for module in _model_modules():
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            torch_bases = [c for c in cls.__mro__[1:] if c.__module__.startswith("torch")]
+            for name, value in vars(cls).items():  # methods written in the class body (not metaclass entries)
+                written = inspect.isfunction(value) or isinstance(value, (staticmethod, classmethod, property))
+                if written and re.fullmatch(r"_[a-z]\w*", name) and any(name in vars(c) for c in torch_bases):
+                    bad.append(f"{cls.__module__}.{cls.__qualname__}.{name}")
+    assert not bad, bad
+
+
+def test_models_read_no_private_attribute_of_torch_objects():
+    """``obj._name`` in models/ never names a private attribute of PyTorch's modules, tensors or optimizers."""
+    layer = nn.TransformerEncoderLayer(8, 2, 16)
+    objects = [nn.MultiheadAttention(8, 2), layer, nn.TransformerEncoder(layer, 1, enable_nested_tensor=False),
+               nn.Linear(2, 2), nn.LayerNorm(2), nn.Dropout(), nn.Embedding(3, 2), nn.Conv1d(2, 2, 3),
+               nn.GroupNorm(1, 2), nn.Parameter(torch.zeros(1)), torch.optim.AdamW([nn.Parameter(torch.zeros(1))])]
+    private = {name for obj in objects for scope in (vars(obj), *map(vars, type(obj).__mro__))
+               for name in scope if re.fullmatch(r"_[a-z]\w*", name)}
+    assert {"_qkv_same_embed_dim", "_sa_block", "_parameters"} <= private  # the scan can see what it looks for
+    hits = [f"{p.relative_to(_PACKAGE)}: .{name}" for p in sorted((_PACKAGE / "models").rglob("*.py"))
+            for name in set(re.findall(r"\.(_[a-z]\w*)", p.read_text())) & private]
+    assert not hits, hits
+
+
+def test_encoders_use_pytorchs_transformer_and_dropout_modules():
+    from motion_text.models.encoders.actor import ACTORStyleEncoder
+
+    enc = ACTORStyleEncoder(6, latent_dim=8, ff_size=16, num_layers=1, num_heads=2)
+    layer = enc.seqTransEncoder.layers[0]
+    assert type(layer) is nn.TransformerEncoderLayer
+    assert all(type(m) is nn.Dropout for m in enc.modules() if isinstance(m, nn.Dropout))

@@ -19,11 +19,7 @@ import torch
 from einops import repeat
 from torch import Tensor, nn
 
-from motion_text.models.layers import (
-    SinusoidalPositionalEncoding,
-    TransformerEncoderLayer,
-    autocast_safe_fastpath,
-)
+from motion_text.models.layers import SinusoidalPositionalEncoding, autocast_safe_fastpath
 
 __all__ = ["ACTORStyleEncoder"]
 
@@ -57,7 +53,7 @@ class ACTORStyleEncoder(nn.Module):
         self.projection = nn.Linear(nfeats, latent_dim)
         self.tokens = nn.Parameter(torch.randn(self.nbtokens, latent_dim))
         self.sequence_pos_encoding = SinusoidalPositionalEncoding(latent_dim, dropout=dropout, batch_first=True)
-        layer = TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
+        layer = nn.TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
                                            dropout=dropout, activation=activation, batch_first=True)
         self.seqTransEncoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
 

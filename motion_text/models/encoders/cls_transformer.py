@@ -16,11 +16,7 @@ import torch.nn.functional as F
 from einops import repeat
 from torch import Tensor, nn
 
-from motion_text.models.layers import (
-    SinusoidalPositionalEncoding,
-    TransformerEncoderLayer,
-    autocast_safe_fastpath,
-)
+from motion_text.models.layers import SinusoidalPositionalEncoding, autocast_safe_fastpath
 
 __all__ = ["ClsTransformerEncoder"]
 
@@ -49,7 +45,7 @@ class ClsTransformerEncoder(nn.Module):
         self.skel_embedding = nn.Linear(nfeats, latent_dim)
         self.emb_token = nn.Parameter(torch.randn(latent_dim))
         self.sequence_pos_encoding = SinusoidalPositionalEncoding(latent_dim, dropout=dropout, batch_first=True)
-        layer = TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
+        layer = nn.TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
                                            dropout=dropout, activation=activation, batch_first=True)
         self.seqTransEncoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
         self.fc = nn.Linear(latent_dim, embed_dim)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from motion_text.data.features import layout_for
 from motion_text.data.skeleton import Skeleton, get_skeleton
-from motion_text.models.layers import Dropout, PreNormBlock, SinusoidalPositionalEncoding, lengths_to_mask
+from motion_text.models.layers import PreNormBlock, SinusoidalPositionalEncoding, lengths_to_mask
 
 __all__ = ["MoTPPEncoder", "PART_ORDER", "TOKEN_DIM", "guo_frame_tokens", "uniform_resample"]
 
@@ -171,7 +171,7 @@ class MoTPPEncoder(nn.Module):
         n_tokens = self.num_cls + len(PART_ORDER)
         self.spatial_cls = nn.Parameter(torch.zeros(self.num_cls, latent_dim))
         self.spatial_pos = nn.Parameter(torch.zeros(n_tokens, latent_dim))
-        self.spatial_drop = Dropout(dropout)
+        self.spatial_drop = nn.Dropout(dropout)
         rates = torch.linspace(0.0, drop_path, num_spatial_layers + num_temporal_layers).tolist()
         self.spatial_blocks = nn.ModuleList(
             PreNormBlock(latent_dim, num_heads, ff_size, dropout=0.0, attn_dropout=0.0, drop_path=rates[i])
@@ -186,7 +186,7 @@ class MoTPPEncoder(nn.Module):
             for i in range(num_temporal_layers)
         )
         self.norm = nn.LayerNorm(latent_dim, eps=1e-6)
-        self.head = nn.Sequential(nn.ReLU(), Dropout(dropout), nn.Linear(latent_dim, latent_dim))
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(latent_dim, latent_dim))
 
     @staticmethod
     def _check_parts(skeleton: Skeleton) -> dict[str, tuple[int, ...]]:

@@ -18,12 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from motion_text.models.layers import (
-    Dropout,
-    SinusoidalPositionalEncoding,
-    TransformerEncoderLayer,
-    autocast_safe_fastpath,
-)
+from motion_text.models.layers import SinusoidalPositionalEncoding, autocast_safe_fastpath
 
 __all__ = ["DanceConvGenerator", "DanceTransformerGenerator"]
 
@@ -34,7 +29,7 @@ class _ResBlock(nn.Module):
         self.conv = nn.Conv1d(channels, 2 * channels, 3, padding=dilation, dilation=dilation)
         self.out = nn.Conv1d(channels, channels, 1)
         self.norm = nn.GroupNorm(1, channels)
-        self.drop = Dropout(dropout)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, h: Tensor, keep: Tensor) -> Tensor:
         a, b = self.conv(self.norm(h)).chunk(2, dim=1)
@@ -114,7 +109,7 @@ class DanceTransformerGenerator(nn.Module):
         super().__init__()
         self.inp = nn.Linear(in_dim, latent_dim)
         self.pos = SinusoidalPositionalEncoding(latent_dim, dropout, max_len=max_len)
-        layer = TransformerEncoderLayer(latent_dim, num_heads, ff_size, dropout, activation="gelu",
+        layer = nn.TransformerEncoderLayer(latent_dim, num_heads, ff_size, dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(latent_dim), nn.Linear(latent_dim, out_dim))

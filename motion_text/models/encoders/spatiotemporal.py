@@ -21,8 +21,6 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from motion_text.models.layers import Dropout, attention
-
 __all__ = ["SpatioTemporalEncoder", "masked_temporal_pool"]
 
 
@@ -44,9 +42,11 @@ class _Attention(nn.Module):
         p = self.dropout if self.training else 0.0
         if key_mask is None:
             q, k, v = rearrange(self.qkv(x), "b t j (three h d) -> three (b t) h j d", three=3, h=self.num_heads)
-            return self.proj(rearrange(attention(q, k, v, None, p), "(b t) h j d -> b t j (h d)", b=b))
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            return self.proj(rearrange(out, "(b t) h j d -> b t j (h d)", b=b))
         q, k, v = rearrange(self.qkv(x), "b t j (three h d) -> three (b j) h t d", three=3, h=self.num_heads)
-        out = attention(q, k, v, repeat(key_mask, "b t -> (b j) 1 1 t", j=j), p)
+        attend = repeat(key_mask, "b t -> (b j) 1 1 t", j=j)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=p)
         return self.proj(rearrange(out, "(b j) h t d -> b t j (h d)", b=b))
 
 
@@ -64,11 +64,11 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(dim, hidden),
             nn.GELU(),
-            Dropout(dropout),
+            nn.Dropout(dropout),
             nn.Linear(hidden, dim),
-            Dropout(dropout),
+            nn.Dropout(dropout),
         )
-        self.drop = Dropout(dropout)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, frame_mask: Tensor) -> Tensor:
         """x (B, T, J, C), frame_mask (B, T) bool (True = valid key) -> (B, T, J, C)."""
@@ -183,7 +183,7 @@ class SpatioTemporalEncoder(nn.Module):
         self.time_embed = nn.Parameter(torch.zeros(1, max_len, 1, dim))  # P^T, broadcast over b, j
         nn.init.trunc_normal_(self.joint_embed, std=0.02)
         nn.init.trunc_normal_(self.time_embed, std=0.02)
-        self.embed_drop = Dropout(dropout)
+        self.embed_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(_Block(dim, num_heads, mlp_ratio, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.output_proj = nn.Linear(dim, out_dim)

@@ -36,8 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from motion_text.models.layers import Dropout, TransformerEncoderLayer
-
 __all__ = ["BottleneckDecoder", "masked_lm_loss"]
 
 _NORMALIZE = ("sum", "softmax", "none")
@@ -116,8 +114,8 @@ class BottleneckDecoder(nn.Module):
         self.position = nn.Embedding(max_len + 1, hidden_size)  # slot 0: bottleneck
         nn.init.normal_(self.position.weight, std=0.02)
         self.norm_in = nn.LayerNorm(hidden_size)
-        self.dropout = Dropout(dropout)
-        layer = TransformerEncoderLayer(
+        self.dropout = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(
             hidden_size,
             num_heads,
             dim_feedforward=ff_mult * hidden_size,
