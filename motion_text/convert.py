@@ -87,7 +87,8 @@ def convert_tmr(src: str | Path, out: str | Path, text_model: str = "distilbert-
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("convert", help="convert an official checkpoint (TMR) into a motion-text checkpoint")
+    p = sub.add_parser("convert", help="convert an official checkpoint (TMR, MoT++, DropTriple) into a motion-text "
+                                       "checkpoint")
     p.add_argument("src", help="official run folder (with last_weights/) or .ckpt")
     p.add_argument("--from", dest="source", choices=["tmr", *OFFICIAL_SOURCES], required=True)
     p.add_argument("--out", required=True)
@@ -104,22 +105,27 @@ def run(ns: argparse.Namespace) -> int:
 
 
 # ---- other released weights (motion_text.convert_official) ----------------------------------------------------------
-OFFICIAL_SOURCES = ("motpp",)
+OFFICIAL_SOURCES = ("motpp", "rehamot")
 
 
 def add_official_options(p) -> None:
-    """Options of ``--from motpp`` that the weights cannot give (the reference's defaults)."""
-    g = p.add_argument_group("--from motpp")
+    """Options of ``--from motpp|rehamot`` that the weights cannot give (the references' defaults)."""
+    g = p.add_argument_group("--from motpp / rehamot")
     g.add_argument("--max-frames", type=int, default=200, help="MoT++ num_frames (default 200)")
-    g.add_argument("--num-heads", type=int, default=4, help="attention heads of the MoT++ encoder (default 4)")
+    g.add_argument("--num-heads", type=int, default=4, help="attention heads of the motion encoder (default 4)")
+    g.add_argument("--sim", choices=["cosine", "cpsmapping"], default=None,
+                   help="rehamot similarity (default: the run's .hydra/config.yaml, else cosine; only cosine converts)")
 
 
 def run_official(ns: argparse.Namespace) -> int:
     from motion_text import convert_official as C
 
     try:
-        out = C.convert_motpp(ns.src, ns.out, text_model=ns.text_model, max_frames=ns.max_frames,
-                              num_heads=ns.num_heads)
+        if ns.source == "rehamot":
+            out = C.convert_rehamot(ns.src, ns.out, text_model=ns.text_model, num_heads=ns.num_heads, sim=ns.sim)
+        else:
+            out = C.convert_motpp(ns.src, ns.out, text_model=ns.text_model, max_frames=ns.max_frames,
+                                  num_heads=ns.num_heads)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"error: {err}") from None
     print(f"wrote {out}")

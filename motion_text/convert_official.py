@@ -1,4 +1,5 @@
-"""``motion-text convert --from motpp``: released MoT++ weights (mesnico/MOTpp) -> a checkpoint of :class:`MoTCCCL`.
+"""``motion-text convert --from motpp|rehamot``: released weights of MoT++ (mesnico/MOTpp) and DropTriple
+(eanson023/rehamot, :func:`convert_rehamot`) -> checkpoints of :class:`MoTCCCL` / :class:`DropTriple`.
 
 MoT++ is trained with the TMR code base: its runs hold ``<run>/last_weights/{motion_encoder,text_encoder,
 motion_decoder,contrastive_loss}.pt`` (``src/load.py``, ``extract_ckpt``) or a Lightning ``logs/checkpoints/*.ckpt``
@@ -25,7 +26,7 @@ import torch
 from motion_text.convert import TMR_MODULES, tmr_hparams
 from motion_text.models.encoders.motpp import MoTPPEncoder
 
-__all__ = ["MOTPP_PARTS", "motpp_motion_keys", "official_state", "convert_motpp"]
+__all__ = ["MOTPP_PARTS", "motpp_motion_keys", "official_state", "convert_motpp", "convert_rehamot"]
 
 #: official ``layer1_*_enc`` names -> our body-part names
 MOTPP_PARTS = {"root": "root", "feet": "feet", "rarm": "right_arm", "larm": "left_arm", "torso": "torso",
@@ -168,3 +169,78 @@ def _write(state: dict, hp: dict, out: str | Path) -> Path:
     torch.save(ckpt, tmp)
     tmp.replace(out)
     return out
+
+
+# ---- rehamot (DropTriple) -------------------------------------------------------------------------------------------
+def _rehamot_sim(src: Path) -> str | None:
+    """``model.sim`` of the run's saved hydra config (``<run>/.hydra/config.yaml``), when there is one."""
+    for root in (src, src.parent, src.parent.parent):
+        cfg = root / ".hydra" / "config.yaml"
+        if cfg.is_file():
+            import yaml
+
+            try:
+                return (yaml.safe_load(cfg.read_text()) or {}).get("model", {}).get("sim")
+            except yaml.YAMLError as err:
+                raise ValueError(f"{cfg}: not a readable hydra config ({err})") from None
+    return None
+
+
+def convert_rehamot(src: str | Path, out: str | Path, text_model: str = "distilbert-base-uncased",
+                    num_heads: int = 4, dropout: float = 0.1, sim: str | None = None) -> Path:
+    """Convert a DropTriple / rehamot checkpoint (eanson023/rehamot ``train.py``: ``checkpoints/model_best.ckpt``
+    holding ``{'model': [motion state, text state], 'epoch', 'best_rsum', ...}``) into a checkpoint of
+    :class:`motion_text.methods.droptriple.DropTriple`.
+
+    The motion encoder (``model/motionencoder/transformer.py``) has the attribute names of
+    :class:`~motion_text.models.encoders.cls_transformer.ClsTransformerEncoder` (its positional table is dropped);
+    the text encoder's ``fc`` (``model/textencoder/distilbert_linear.py``) becomes ``text_proj`` and its frozen
+    ``text_model.*`` copy of DistilBERT is dropped (``--text-model`` names the same pretrained model). Sizes are read
+    from the weights; ``num_heads`` (4) and ``dropout`` cannot be and are flags. Only ``sim: cosine`` runs convert:
+    the cross-perceptual salience mapping (``sim: cpsmapping``) scores token sequences and is not implemented here;
+    ``sim`` is read from the run's ``.hydra/config.yaml`` when present (else given, default cosine).
+    """
+    from motion_text.models.encoders.cls_transformer import ClsTransformerEncoder
+
+    src = Path(src)
+    sim = sim or _rehamot_sim(src) or "cosine"
+    if sim != "cosine":
+        raise ValueError(f"{src}: trained with sim={sim!r}; only the cosine DropTriple model converts (the "
+                         "cross-perceptual salience mapping is not implemented)")
+    if src.is_dir():
+        found = sorted((src / "checkpoints").glob("model_best.ckpt")) or sorted(src.glob("**/model_best.ckpt"))
+        if not found:
+            raise FileNotFoundError(f"{src}: no checkpoints/model_best.ckpt (rehamot run folder)")
+        src = found[0]
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such rehamot checkpoint")
+    try:
+        ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{src}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+    parts = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if not isinstance(parts, (list, tuple)) or len(parts) != 2 or not all(isinstance(p, dict) for p in parts):
+        raise ValueError(f"{src}: not a rehamot checkpoint (expected 'model': [motion state dict, text state dict])")
+    motion = {k: v for k, v in parts[0].items() if k != "sequence_pos_encoding.pe"}
+    text = parts[1]
+    try:
+        emb = motion["skel_embedding.weight"]
+        fc = motion["fc.weight"]
+        ff = motion["seqTransEncoder.layers.0.linear1.weight"].shape[0]
+        text_fc_w, text_fc_b = text["fc.weight"], text["fc.bias"]
+    except KeyError as e:
+        raise ValueError(f"{src}: not a rehamot checkpoint (missing {e.args[0]})") from None
+    init = {"latent_dim": emb.shape[0], "embed_dim": fc.shape[0], "ff_size": ff,
+            "num_layers": _layers({k[len("seqTransEncoder."):]: v for k, v in motion.items()
+                                   if k.startswith("seqTransEncoder.")}, "layers"),
+            "num_heads": num_heads, "dropout": dropout}
+    _check_strict(ClsTransformerEncoder, {"nfeats": emb.shape[1], **init}, motion, f"{src}: motion encoder")
+    state = {f"motion_encoder.{k}": v for k, v in motion.items()}
+    state.update({"text_proj.weight": text_fc_w, "text_proj.bias": text_fc_b})
+    hp = {"_class_path": "motion_text.methods.droptriple.DropTriple", "text_model": text_model,
+          "motion_encoder": {"class_path": "motion_text.models.encoders.cls_transformer.ClsTransformerEncoder",
+                             "init_args": init},
+          "embed_dim": fc.shape[0], "nfeats": emb.shape[1], "num_joints": 22 if emb.shape[1] == 263 else 21,
+          "fps": 20.0 if emb.shape[1] == 263 else 12.5, "skeleton": "humanml3d" if emb.shape[1] == 263 else "kitml",
+          "_instantiator": "lightning.pytorch.cli.instantiate_module"}
+    return _write(state, hp, out)
