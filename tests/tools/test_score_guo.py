@@ -89,3 +89,9 @@ def test_score_guo_multimodality_and_errors(guo_setup, tmp_path, capsys):
     (tmp_path / "bad.tar").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit, match="bad.tar: not a readable torch checkpoint"):
         main([*base[:3], "--ckpt", str(tmp_path / "bad.tar"), *base[5:], "--glove", str(work)])
+
+
+def test_caption_tokens():
+    assert caption_tokens("a man walks#a/DET man/NOUN walk/VERB#0.0#0.0") == ["a/DET", "man/NOUN", "walk/VERB"]
+    assert caption_tokens("a/DET man/NOUN walk/VERB") == ["a/DET", "man/NOUN", "walk/VERB"]
+    assert caption_tokens("a person walks left") == ["a/DET", "person/NOUN", "walk/VERB", "left/ADJ"]  # synthetic tagger
