@@ -39,6 +39,7 @@ from torch.utils.data import Dataset
 from motion_text.data.music import MUSIC_FEATURE_DIM, cached_music_features
 from motion_text.data.readers import DataError, SkipReport, check_inside_root, read_text
 from motion_text.data.rotations import axis_angle_to_matrix, cont6d_to_matrix, matrix_to_cont6d
+from motion_text.data.safe_pickle import RestrictedUnpickler
 from motion_text.data.skeleton import Skeleton
 
 __all__ = [
@@ -101,26 +102,7 @@ def _smpl_skeleton() -> Skeleton:
 AISTPP_SKELETON = _smpl_skeleton()
 
 
-# ---- restricted pickle loading -----------------------------------------------------------------------------------
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that only resolves numpy array reconstruction and plain builtin data types.
-
-    Anything else (functions such as ``os.system`` or ``builtins.eval``, arbitrary classes) raises
-    ``pickle.UnpicklingError``: loading a motion file can then not execute code from the data folder.
-    """
-
-    _NUMPY = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-              ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-              ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
-    _BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
-                 "bytearray"}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._NUMPY or (module == "builtins" and name in self._BUILTINS):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a motion file")
-
-
+# ---- restricted pickle loading (motion_text.data.safe_pickle) ------------------------------------------------
 def load_motion_pkl(path: str | Path) -> dict[str, np.ndarray]:
     """Read an AIST++ motion pickle with :class:`RestrictedUnpickler` and check its structure.
 

@@ -79,6 +79,7 @@ def add_score_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, or 'auto'")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the data config's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (the metrics are still printed)")
+    _add_guo_score_options(p)
     return p
 
 
@@ -98,3 +99,19 @@ def add_counts_parser(sub) -> argparse.ArgumentParser:
                    help="only this split (repeatable; default: every split the datasets serve)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     return p
+
+
+def _add_guo_score_options(p: argparse.ArgumentParser) -> None:
+    """``score --evaluator guo``: Guo et al.'s released evaluator instead of a retrieval checkpoint's space."""
+    g = p.add_argument_group("Guo et al. evaluator (--evaluator guo; --ckpt is then text_mot_match/model/finest.tar)")
+    g.add_argument("--evaluator", choices=["tmr", "guo"], default="tmr",
+                   help="embedding space of the metrics: the retrieval checkpoint's (tmr, default) or the released "
+                        "evaluator of Guo et al. (guo: numbers comparable with text-to-motion papers)")
+    g.add_argument("--glove", default=None, help="folder of the evaluator's our_vab_{data.npy,words.pkl,idx.pkl}")
+    g.add_argument("--unit-length", type=int, default=4, help="frames per movement code (Guo et al.: 4)")
+    g.add_argument("--max-text-len", type=int, default=20, help="caption tokens kept (Guo et al.: 20)")
+    g.add_argument("--max-motion-length", type=int, default=196, help="zero-padded motion length (Guo et al.: 196)")
+    g.add_argument("--mm-motions", default=None,
+                   help="folder of <id>/<k>.npy repeated generations per caption, for multimodality")
+    g.add_argument("--mm-times", type=int, default=10, help="pairs per caption of multimodality (Guo et al.: 10)")
+    g.add_argument("--save-embeddings", default=None, help="write the text / motion / real embeddings to this .npz")

@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 
 from motion_text.data.readers import read_text
+from motion_text.metrics.generation import diversity, fid, frechet_distance
 from motion_text.tools import user_errors
 
 __all__ = ["r_precision", "matching_score", "frechet_distance", "fid", "diversity", "read_captions",
-           "load_generated", "score_embeddings", "run"]
+           "load_generated", "score_embeddings", "run", "run_guo", "caption_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -78,62 +78,6 @@ def matching_score(text_emb: torch.Tensor, motion_emb: torch.Tensor) -> dict[str
     (``matching_l2``) of matched (caption, motion) rows; Guo et al.'s matching score is the latter on their features."""
     t, m = F.normalize(text_emb.double(), dim=-1), F.normalize(motion_emb.double(), dim=-1)
     return {"matching_score": float((t * m).sum(-1).mean()), "matching_l2": float((t - m).norm(dim=-1).mean())}
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """Fréchet distance of two Gaussians: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017, eq. 6).
-
-    As Guo et al.'s ``calculate_frechet_distance``: when the matrix square root is not finite, ``eps`` I is added to
-    both covariances; a (numerically) complex root keeps its real part.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
-        raise ValueError(f"shapes differ: mu {mu1.shape} / {mu2.shape}, sigma {s1.shape} / {s2.shape}")
-    diff = mu1 - mu2
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        log.info("FID: singular product of covariances; adding %g to the diagonals", eps)
-        offset = np.eye(len(mu1)) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    if np.iscomplexobj(covmean):
-        imag = float(np.abs(covmean.imag).max())
-        if imag > 1e-3:
-            log.warning("FID: the matrix square root has an imaginary part of %.3g (ill-conditioned covariances)",
-                        imag)
-        covmean = covmean.real
-    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-    return 0.0 if -1e-6 < value < 0.0 else value  # rounding of identical distributions
-
-
-def _gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, np.float64)
-    if x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"need at least 2 embeddings (N, D) to fit a Gaussian, got shape {x.shape}")
-    return x.mean(0), np.cov(x, rowvar=False)
-
-
-def fid(emb_a: torch.Tensor | np.ndarray, emb_b: torch.Tensor | np.ndarray) -> float:
-    """FID between two sets of embeddings (N_a, D), (N_b, D) (each fitted with its mean and sample covariance)."""
-    a = emb_a.detach().double().cpu().numpy() if torch.is_tensor(emb_a) else emb_a
-    b = emb_b.detach().double().cpu().numpy() if torch.is_tensor(emb_b) else emb_b
-    return frechet_distance(*_gaussian(a), *_gaussian(b))
-
-
-def diversity(emb: torch.Tensor | np.ndarray, times: int = 300, seed: int = 0) -> float:
-    """Guo et al.'s diversity: mean distance between ``times`` random pairs (two draws of ``times`` distinct rows,
-    ``np.random.RandomState(seed)``); ``times`` is reduced to N when fewer embeddings are given."""
-    x = emb.detach().double().cpu().numpy() if torch.is_tensor(emb) else np.asarray(emb, np.float64)
-    n = len(x)
-    if n < 2:
-        raise ValueError(f"diversity needs at least 2 embeddings, got {n}")
-    if times > n:
-        log.info("diversity: %d pairs requested but only %d motions; using %d", times, n, n)
-        times = n
-    rng = np.random.RandomState(seed)
-    first, second = rng.choice(n, times, replace=False), rng.choice(n, times, replace=False)
-    return float(np.linalg.norm(x[first] - x[second], axis=1).mean())
 
 
 def score_embeddings(text_emb: torch.Tensor, motion_emb: torch.Tensor, real_emb: torch.Tensor | None = None,
@@ -214,6 +158,8 @@ def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
 @user_errors
 def run(ns) -> int:
     """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`)."""
+    if getattr(ns, "evaluator", "tmr") == "guo":
+        return run_guo(ns)
     from motion_text.tools import retrieve as R
 
     method = R.load_method(ns.ckpt, ns.device)
@@ -258,4 +204,126 @@ def run(ns) -> int:
         for k, v in res.items():
             table.add_row(k, f"{int(v)}" if k == "num_motions" else f"{v:.4f}")
         Console().print(table)
+    return 0
+
+
+# ---- --evaluator guo -------------------------------------------------------------------------------------------------
+def caption_tokens(caption: str) -> list[str]:
+    """``word/POS`` tokens of a caption for Guo et al.'s evaluator: a HumanML3D line ``caption#tokens#start#end``
+    gives its tokens field; a caption whose words are all ``word/POS`` is used as is; any other caption is tagged
+    with the closed-vocabulary tagger of the synthetic captions (:func:`motion_text.data.synthetic_text.pos_tokens`:
+    right for the synthetic set, an approximation of the spaCy tags of HumanML3D for other text)."""
+    if "#" in caption:
+        caption = caption.split("#")[1]
+    words = caption.split()
+    if words and all("/" in w for w in words):
+        return words
+    from motion_text.data.synthetic_text import pos_tokens
+
+    log.info("caption %r has no word/POS tokens; tagging it with the synthetic set's tagger", caption)
+    return pos_tokens(caption).split()
+
+
+def _guo_batches(encode, items: list, batch_size: int, advance) -> torch.Tensor:
+    out = []
+    for lo in range(0, len(items), batch_size):
+        out.append(encode(items[lo : lo + batch_size]).float().cpu())
+        advance(len(items[lo : lo + batch_size]))
+    return torch.cat(out)
+
+
+def _load_mm(root: str | Path, nfeats: int, mean: np.ndarray, std: np.ndarray, max_len: int | None) -> list[list]:
+    from motion_text.tools.retrieve import load_feature_file
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: multimodality folder not found (expected <id>/<k>.npy)")
+    groups = [sorted(d.glob("*.npy")) for d in sorted(p for p in root.iterdir() if p.is_dir())]
+    sizes = {len(g) for g in groups}
+    if not groups or len(sizes) != 1:
+        raise ValueError(f"{root}: expected one sub-folder per caption with the same number of .npy generations, "
+                         f"found {len(groups)} sub-folders with {sorted(sizes)} files")
+    return [[(load_feature_file(f, nfeats)[:max_len] - mean) / std for f in g] for g in groups]
+
+
+def _print_results(res: dict[str, float], title: str, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in res.items():
+        table.add_row(k, f"{int(v)}" if k == "num_motions" else f"{v:.4f}")
+    Console().print(table)
+
+
+def run_guo(ns) -> int:
+    """``motion-text score --evaluator guo``: the metrics of :mod:`motion_text.metrics.generation` in the space of
+    Guo et al.'s released evaluator (``--ckpt`` = ``text_mot_match/model/finest.tar``, ``--glove`` = its vocabulary).
+
+    As ``final_evaluations.py``: R-precision top-1/2/3 and MM-Dist on batches of ``--batch-size`` 32 (seeded order,
+    remainder dropped), FID of the generated against the real (``--stats-from``, ``--real-split``) motions,
+    diversity over ``--diversity-times`` 300 pairs and, with ``--mm-motions``, multimodality over ``--mm-times`` 10
+    pairs per caption.
+    """
+    from motion_text.metrics.generation import guo_matching, multimodality
+    from motion_text.models.evaluators.guo import GuoEvaluator, GuoVocabulary
+    from motion_text.tools import retrieve as R
+
+    if not ns.glove:
+        raise ValueError("--evaluator guo needs --glove <folder of the evaluator's our_vab_* vocabulary files>")
+    device = torch.device("cuda" if ns.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if ns.device == "auto" else ns.device))
+    ev = GuoEvaluator.from_official(ns.ckpt, unit_length=ns.unit_length, max_text_len=ns.max_text_len,
+                                    max_motion_length=ns.max_motion_length).to(device)
+    vocab = GuoVocabulary.from_dir(ns.glove)
+    dm = real_ds = None
+    if ns.stats_from:
+        dm = R.load_datamodule(ns.stats_from, num_workers=ns.num_workers)
+        if dm.feature_dim != ev.dim_pose:
+            raise ValueError(f"data config {ns.stats_from!r} has {dm.feature_dim}-d features but the evaluator "
+                             f"{ns.ckpt} expects {ev.dim_pose}")
+        real_ds = R.split_dataset(dm, ns.real_split)
+    mean, std = _stats(ns, dm, real_ds)
+    if mean.shape != (ev.dim_pose,) or std.shape != (ev.dim_pose,):
+        raise ValueError(f"Mean/Std of shape {mean.shape} / {std.shape} do not match {ev.dim_pose}-d features")
+    max_len = ns.max_len if ns.max_len is not None else (dm.max_len if dm is not None else None)
+    captions = read_captions(ns.captions)
+    ids, raw = load_generated(ns.motions, captions, ev.dim_pose)
+    feats = [(r[:max_len] - mean) / std for r in raw]
+    bs = 64
+    with R.progress_bar("encoding generated motions", len(feats), ns.quiet) as adv:
+        motion_emb = _guo_batches(ev.encode_motions, feats, bs, adv)
+    tokens = [caption_tokens(captions[i]) for i in ids]
+    with R.progress_bar("encoding captions", len(ids), ns.quiet) as adv:
+        text_emb = _guo_batches(lambda c: ev.encode_texts(c, vocab), tokens, bs, adv)
+    res = guo_matching(text_emb, motion_emb, batch_size=ns.batch_size, seed=ns.seed)
+    arrays = {"ids": np.array(ids), "text": text_emb.numpy(), "motion": motion_emb.numpy()}
+    if real_ds is not None:
+        real = []
+        for i in range(len(real_ds)):
+            it = real_ds.item(i)
+            real.append((np.load(it.path)[it.start : it.end][:max_len] - mean) / std)
+        with R.progress_bar(f"encoding real {ns.real_split} motions", len(real), ns.quiet) as adv:
+            real_emb = _guo_batches(ev.encode_motions, real, bs, adv)
+        res["fid"] = fid(real_emb, motion_emb)  # calculate_frechet_distance(gt_mu, gt_cov, mu, cov)
+        arrays["real"] = real_emb.numpy()
+    else:
+        log.info("no --stats-from data config: FID against real motions is skipped")
+    res["diversity"] = diversity(motion_emb, ns.diversity_times, ns.seed)
+    if real_ds is not None:
+        res["real_diversity"] = diversity(arrays["real"], ns.diversity_times, ns.seed)
+    if ns.mm_motions:
+        groups = _load_mm(ns.mm_motions, ev.dim_pose, mean, std, max_len)
+        mm = torch.stack([ev.encode_motions(g).float().cpu() for g in groups])
+        res["multimodality"] = multimodality(mm, ns.mm_times, ns.seed)
+        arrays["mm"] = mm.numpy()
+    res["num_motions"] = float(len(motion_emb))
+    if ns.save_embeddings:
+        np.savez(Path(ns.save_embeddings).expanduser(), **arrays)
+    _print_results(res, f"generation metrics in the space of Guo et al.'s evaluator ({Path(ns.ckpt).name})", ns.json)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import einsum, repeat
+from einops import einsum, rearrange, repeat
 from torch import Tensor, nn
 
 from motion_text.data.features import layout_for
@@ -144,12 +144,21 @@ class MoTPPEncoder(nn.Module):
         Longest sequence kept; longer clips are resampled (200).
     vae
         Two output tokens (mu, logvar) when True, one otherwise.
+    official_forward
+        Reproduce ``MoViT_v2.forward`` of mesnico/MOTpp with its quirks, for released weights converted by
+        ``motion-text convert --from motpp``: clips are zero-padded (or cut) to ``max_frames`` frames and every frame,
+        padding included, is encoded and attended (no mask, no resampling: the reference's pad-to-``num_frames``
+        already cuts longer clips); the temporal CLS tokens are the spatial CLS outputs of the batch's first b rows of
+        the ``(b t)`` layout (frames 0..b-1 of the first clip) plus ``temporal_cls`` (zero after conversion).
+        The output then depends on the batch composition, as in the reference; off by default.
     """
 
     def __init__(self, skeleton: str | int = "humanml3d", latent_dim: int = 256, ff_size: int = 1024,
                  num_heads: int = 4, num_spatial_layers: int = 2, num_temporal_layers: int = 2,
-                 dropout: float = 0.1, drop_path: float = 0.1, max_frames: int = 200, vae: bool = True) -> None:
+                 dropout: float = 0.1, drop_path: float = 0.1, max_frames: int = 200, vae: bool = True,
+                 official_forward: bool = False) -> None:
         super().__init__()
+        self.official_forward = official_forward
         if isinstance(skeleton, int):  # called as a factory with the feature dimension (methods inject nfeats)
             by_dim = {layout_for(get_skeleton(n)).dim: n for n in ("humanml3d", "kitml")}
             if skeleton not in by_dim:
@@ -217,6 +226,8 @@ class MoTPPEncoder(nn.Module):
         if mask.shape != x.shape[:2]:
             raise ValueError(f"mask of shape {tuple(mask.shape)} does not match input {tuple(x.shape[:2])}")
         mask = mask.bool()
+        if self.official_forward:
+            return self._official_forward(x, mask)
         x, mask = uniform_resample(x, mask, self.max_frames)
         b, t = mask.shape
         n = self.num_cls
@@ -242,6 +253,22 @@ class MoTPPEncoder(nn.Module):
         pad = torch.cat([torch.zeros(b, n, dtype=torch.bool, device=mask.device), ~mask], dim=1)
         for block in self.temporal_blocks:
             seq = block(seq, key_padding_mask=pad)
+        return self.head(self.norm(seq[:, :n]))
+
+    def _official_forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``MoViT_v2.forward`` (fact_encoder, body parts) of mesnico/MOTpp; see ``official_forward``."""
+        b, t, n = x.shape[0], self.max_frames, self.num_cls
+        x = (x * mask[..., None].to(x.dtype))[:, :t]
+        x = F.pad(x, (0, 0, 0, t - x.shape[1]))
+        parts = rearrange(self.part_tokens(self.frame_tokens(x)), "b t p d -> (b t) p d")
+        cls = repeat(self.spatial_cls, "n d -> f n d", f=parts.shape[0]).to(parts.dtype)
+        h = self.spatial_drop(torch.cat([cls, parts], dim=1) + self.spatial_pos)
+        for block in self.spatial_blocks:
+            h = block(h)
+        frames = rearrange(h[:, n:], "(b t) p d -> b t p d", b=b).mean(dim=2)
+        seq = self.time_encoding(torch.cat([self.temporal_cls + h[:b, :n], frames], dim=1))
+        for block in self.temporal_blocks:
+            seq = block(seq)
         return self.head(self.norm(seq[:, :n]))
 
     def extra_repr(self) -> str:
