@@ -27,8 +27,9 @@ the root's ground position at the first frame (the trajectory is kept); no tempo
 
 Optimiser groups follow Sec. 4.1 (text encoder 1e-5, motion encoder 1e-4, lexical head and decoder 1e-3); the LM
 head's transform is part of the lexical head (only its tied decoder weight, W^(te), stays with the text encoder).
-:func:`run_chain` runs the four phases (``make lexical-demo``) and reports lexical retrieval on the test split and,
-through :func:`term_report`, how often a caption word is among the top terms of p_m (Sec. 4.4).
+:func:`motion_text.demo.run_chain` runs the four phases (``make lexical-demo``) and reports lexical retrieval on the
+test split and, through :func:`motion_text.demo.term_reports` (metrics in :mod:`motion_text.metrics.lexical`), how
+often a caption word is among the top terms of p_m (Sec. 4.4).
 """
 
 from __future__ import annotations
@@ -47,15 +48,8 @@ from motion_text.models.encoders.text import MaskedLMTextEncoder
 from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_loss
 from motion_text.models.heads.lexical import LexicalHead
 from motion_text.models.masking import linear_curriculum, mask_frames, mask_tokens
-from motion_text.retrieval.query import inflections
 
-__all__ = ["LexicalPretraining", "caption_term_overlap", "caption_terms", "inflections", "keyword_report", "run_chain",
-           "term_report", "term_reports", "top_term_rates"]
-
-#: function words left out of a caption's terms by :func:`caption_terms`
-STOPWORDS = frozenset(
-    "a an the and or then with to of in on at by for from as is are be his her their its it them they he she him "
-    "this that while after before again into onto over out".split())
+__all__ = ["LexicalPretraining"]
 
 log = logging.getLogger(__name__)
 
@@ -325,195 +319,3 @@ class LexicalPretraining(RetrievalMethod):
             if ps:
                 groups.append({"params": ps, "lr": hp.lr_all if hp.lr_all is not None else lr})
         return torch.optim.Adam(groups)
-
-
-def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int], k: int = 10) -> dict[str, float]:
-    """How often given vocabulary terms are among the top-k terms of lexical vectors (Sec. 4.4, "interpretable").
-
-    A row hits when one of ``term_ids`` is among its ``k`` largest entries with a positive weight. Returns the hit rate
-    over the rows with ``has_word`` (e.g. motions whose captions contain "kick"), over the other rows, and over all
-    rows (the base rate), in percent, with the row counts.
-    """
-    if p.dim() != 2 or has_word.shape != p.shape[:1]:
-        raise ValueError(f"p must be (N, V) and has_word (N,), got {tuple(p.shape)} and {tuple(has_word.shape)}")
-    if not 0 < k <= p.shape[1]:
-        raise ValueError(f"k must be in [1, {p.shape[1]}], got {k}")
-    values, top = p.topk(k, dim=1)
-    terms = torch.tensor(sorted(set(term_ids)), dtype=top.dtype, device=top.device)
-    hit = (torch.isin(top, terms) & (values > 0)).any(dim=1).float()
-    has_word = has_word.bool()
-
-    def rate(rows: torch.Tensor) -> float:
-        return 100.0 * float(rows.mean()) if len(rows) else float("nan")
-
-    return {"rate": rate(hit[has_word]), "rate_without": rate(hit[~has_word]), "base_rate": rate(hit),
-            "n_with": int(has_word.sum()), "n": len(hit)}
-
-
-def caption_terms(tokenizer, captions: list[str], stopwords=STOPWORDS) -> list[set[int]]:
-    """Vocabulary ids of each caption's content words: its word pieces, without special tokens and
-    :data:`STOPWORDS` (one set per caption string; join a motion's captions first)."""
-    special = set(tokenizer.all_special_ids)
-    out = []
-    for caption in captions:
-        words = [w for w in tokenizer.tokenize(caption) if w not in stopwords]
-        out.append(set(tokenizer.convert_tokens_to_ids(words)) - special)
-    return out
-
-
-def caption_term_overlap(p: torch.Tensor, terms: list[set[int]], k: int = 10) -> dict[str, torch.Tensor]:
-    """How many of a motion's own caption words are among the top-k terms of its p_m, against other motions' captions.
-
-    ``p`` (N, V) lexical vectors, ``terms[i]`` the content-word ids of row i's captions (:func:`caption_terms`).
-    Top-k terms count only with a positive weight. Returns per row (N,): ``own`` = |top-k(p_i) & terms_i| and
-    ``other`` = the mean of |top-k(p_i) & terms_j| over the other rows j != i (the chance level: the same top terms
-    scored against captions of other motions).
-    """
-    n, v = p.shape
-    if len(terms) != n or n < 2:
-        raise ValueError(f"need one term set per row and at least 2 rows, got {len(terms)} sets for {n} rows")
-    if not 0 < k <= v:
-        raise ValueError(f"k must be in [1, {v}], got {k}")
-    values, top = p.float().topk(k, dim=1)
-    picked = torch.zeros(n, v).scatter_(1, top, (values > 0).float())  # n v, 1 at the positive top-k terms
-    caps = torch.zeros(n, v)
-    for i, ids in enumerate(terms):
-        caps[i, sorted(ids)] = 1.0
-    overlap = picked @ caps.T  # n n: |top-k(p_i) & terms_j|
-    own = overlap.diagonal().clone()
-    return {"own": own, "other": (overlap.sum(1) - own) / (n - 1)}
-
-
-@torch.no_grad()
-def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
-    """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
-
-    ``inflected`` repeats the rates with the word's regular inflections added to the terms (:func:`inflections`; e.g.
-    "kicked", which may appear in no caption). Each report also has ``own_words`` / ``other_words``: for the motions
-    with the word, the mean number of their own caption content words among their top-k terms, and the same against
-    the other motions' captions (chance level, :func:`caption_term_overlap`); the ``"*"`` entry has these over all
-    motions. The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
-    ("kicks" for "kick"); the terms are the first word pieces of the word and of those caption words (``kick``,
-    ``kicks``).
-    """
-    import re
-
-    patterns = {w: re.compile(rf"\b{re.escape(w)}\w*", re.IGNORECASE) for w in words}
-    model.eval()
-    ps, captions = [], []
-    for batch in loader:
-        batch = {key: v.to(model.device) if torch.is_tensor(v) else v for key, v in batch.items()}
-        ps.append(model.encode_batch_motion(batch).cpu())
-        captions += [" ".join(caps) for caps in batch["all_texts"]]
-    p = torch.cat(ps)
-    tok = model.text.tokenizer
-    overlap = caption_term_overlap(p, caption_terms(tok, captions), k)
-    out = {"*": {"own_words": float(overlap["own"].mean()), "other_words": float(overlap["other"].mean()),
-                 "n": len(p)}}
-    for word, pattern in patterns.items():
-        found = [pattern.findall(c) for c in captions]
-        forms = {word} | {w.lower() for f in found for w in f}
-        term_ids = sorted({tok.convert_tokens_to_ids(tok.tokenize(w)[0]) for w in forms})
-        has = torch.tensor([bool(f) for f in found])
-        out[word] = top_term_rates(p, has, term_ids, k)
-        out[word]["terms"] = " ".join(tok.convert_ids_to_tokens(term_ids))
-        lemma_ids = sorted(set(term_ids) | set(tok.convert_tokens_to_ids(inflections(word, tok.get_vocab()))))
-        out[word]["inflected"] = {**top_term_rates(p, has, lemma_ids, k),
-                                  "terms": " ".join(tok.convert_ids_to_tokens(lemma_ids))}
-        out[word].update({f"{side}_words": float(overlap[side][has].mean()) if bool(has.any()) else float("nan")
-                          for side in ("own", "other")})
-    return out
-
-
-def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
-    """:func:`term_reports` for one word."""
-    return term_reports(model, loader, (word,), k)[word]
-
-
-def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "punch", "wave", "sit", "turn")) -> dict:
-    """Run the four phases in sequence through the CLI (``make lexical-demo``), then test phase 4 and caption the test
-    motions with it (``lexical_caption{suffix}.yaml``).
-
-    Prints the lexical retrieval table of the test split (p_t . p_m, TMR's protocols) and, for each of ``words``, how
-    often its terms are among the top-10 terms of p_m for test motions whose captions contain it, against the other
-    motions and the base rate over all test motions (:func:`term_reports`). Returns the test metrics and the reports.
-    """
-    import time
-    from pathlib import Path
-
-    from motion_text.cli import _make_cli_class, _resolve_config_args, main
-
-    t0 = time.time()
-    suffix = "_synthetic" if synthetic else ""
-    for k in (1, 2, 3, 4):
-        main(["fit", "--config", f"lexical_phase{k}{suffix}.yaml"])
-    cli_cls, method_cls, dm_cls = _make_cli_class()
-    cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
-                  args=_resolve_config_args(["--config", f"lexical_phase4{suffix}.yaml"]))
-    ckpt = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
-    cli.trainer.test(cli.model, cli.datamodule, ckpt_path=str(ckpt))
-    reports = term_reports(cli.model, cli.datamodule.test_dataloader(), words)
-    r = reports["*"]
-    print(f"top-10 terms of p_m on the test split: {r['own_words']:.2f} of the motion's own caption words on average "
-          f"over all {r['n']} motions, {r['other_words']:.2f} of another motion's caption words (chance level)")
-    for w, r in reports.items():
-        if w == "*":
-            continue
-        print(f"  {w!r} ({r['terms']}) in {r['rate']:.1f} % of the {r['n_with']} motions whose captions contain it, "
-              f"{r['rate_without']:.1f} % of the others, {r['base_rate']:.1f} % of all {r['n']} (base rate); those "
-              f"motions' own caption words: {r['own_words']:.2f}, other captions' words {r['other_words']:.2f}")
-        i = r["inflected"]
-        if i["terms"] != r["terms"]:
-            print(f"    with its inflections ({i['terms']}): {i['rate']:.1f} % of those motions, "
-                  f"{i['rate_without']:.1f} % of the others")
-    keywords = keyword_report(cli.model, cli.datamodule.test_dataloader().dataset)
-    s = keywords["summary"]
-    print(f"keyword pairs (search --keywords a b --inflect, index top-32, coverage first): {s['hits']} of the "
-          f"{s['slots']} top results mention both actions ({100 * s['rate']:.1f} %, chance {100 * s['chance']:.1f} %) "
-          f"over {s['pairs']} pairs; best: " + ", ".join(
-              f"{r['keywords']} {r['hits']}/{r['n']}" for r in sorted(keywords["pairs"], key=lambda r: -r["hits"])[:4]))
-    from motion_text.tools.caption import CaptionWriter, action_agreement, random_caption_baseline
-
-    cap = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
-                  args=_resolve_config_args(["--config", f"lexical_caption{suffix}.yaml"]))
-    cap.trainer.predict(cap.model, cap.datamodule, return_predictions=False)  # prints the captioning metrics
-    writer = next(c for c in cap.trainer.callbacks if isinstance(c, CaptionWriter))
-    captions = writer.result
-    items = list(captions["captions"].values())
-    refs = [c["references"] for c in items]
-    agree = {"model": action_agreement([c["caption"] for c in items], refs),  # the writer's random captions:
-             "random": action_agreement(random_caption_baseline(refs, writer.seed), refs)}
-    print(f"captions naming an action of their motion's references: {100 * agree['model']['named']:.1f} % of "
-          f"{len(items)} (precision {agree['model']['precision']:.2f}), random captions "
-          f"{100 * agree['random']['named']:.1f} % (precision {agree['random']['precision']:.2f}); "
-          f"{len(set(c['caption'] for c in items))} distinct captions")
-    captions["actions"] = agree
-    print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
-    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions}
-
-
-def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
-                   ) -> dict:
-    """Keyword search quality on a split (what ``motion-text search --pair-rate`` measures on a saved index).
-
-    Encodes the split's motions into p_m, keeps the ``top_k`` largest terms (as ``motion-text index --top-k``),
-    and for every pair of the synthetic generator's actions ranks the motions for the query ``a b`` (coverage first):
-    :func:`motion_text.tools.sparse.keyword_rate` rows and their pooled :func:`~motion_text.tools.sparse.keyword_summary`.
-    """
-    import itertools
-
-    from motion_text.retrieval.sparse import SparseIndex, topk_sparsify_csr, vocabulary
-    from motion_text.tools.sparse import (
-        ACTION_WORDS,
-        encode_split,
-        keyword_rate,
-        keyword_summary,
-        split_captions,
-    )
-
-    docs, keys = encode_split(model, dataset, quiet=True)
-    if top_k is not None:
-        docs = topk_sparsify_csr(docs, top_k)
-    index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.text.tokenizer, docs.shape[1]))
-    rows = keyword_rate(index, split_captions(dataset), list(itertools.combinations(ACTION_WORDS, 2)), k, inflect=inflect)
-    return {"summary": keyword_summary(rows), "pairs": rows}

@@ -72,13 +72,8 @@ from motion_text.losses.ot import (
     sinkhorn_divergence_unbiased,
 )
 from motion_text.methods.base import MotionTextMethod, keyed_noise
-from motion_text.metrics.dance import (
-    ENERGY_TERMS,
-    BeatAlignMetric,
-    DanceQualityMetric,
-    geometric_features,
-    kinetic_features,
-)
+from motion_text.metrics.dance import BeatAlignMetric, DanceQualityMetric
+from motion_text.metrics.dance_features import ENERGY_TERMS, geometric_features, kinetic_features
 from motion_text.models.encoders.music import DanceConvGenerator
 
 __all__ = ["MDOT"]
@@ -118,7 +113,7 @@ class MDOT(MotionTextMethod):
     fact_skip_frames: frames skipped at the start of each clip by the FACT Beat Align Score.
     kinetic_energy: energy-expenditure term of the FID_k / Div_k features, ``bailando`` (the published code, so the
         figures compare with published tables) or ``second_difference`` (the intended acceleration); see
-        :func:`~motion_text.metrics.dance.kinetic_features`.
+        :func:`~motion_text.metrics.dance_features.kinetic_features`.
     smpl_model: optional SMPL model folder / file for joints through ``smplx`` (default: the package skeleton).
     predict_dir: where ``predict`` writes ``<key>.pkl`` (AIST++ layout) and the skeleton render.
     render_stride: ``predict`` renders every ``render_stride``-th frame (0 = no render).

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from motion_text.retrieval.sparse import (
+from motion_text.retrieval.vectors import (
     INDEX_FORMAT_VERSION,
     SearchResult,
-    _check_k,
-    _finish,
+    check_k,
+    pad_results,
     stack_batches,
     to_csr,
     topk_sparsify_csr,
@@ -129,7 +129,7 @@ class SeismicSparseIndex:
                      **build_params: Any) -> SeismicSparseIndex:
         """Index (N, V) document vectors (tensor, array, scipy sparse or a list of those)."""
         docs = to_csr(vectors, what="document vectors")
-        kk = _check_k(top_k)
+        kk = check_k(top_k)
         if kk is not None:
             docs = topk_sparsify_csr(docs, kk)
         return cls._build(docs, keys, kk, vocab, chunk, num_threads, build_params)
@@ -139,7 +139,7 @@ class SeismicSparseIndex:
                      vocab: Sequence[str] | None = None, num_threads: int = 0,
                      **build_params: Any) -> SeismicSparseIndex:
         """Index an iterable of ``(vectors (B, V), keys (B,))`` batches."""
-        kk = _check_k(top_k)
+        kk = check_k(top_k)
         docs, keys = stack_batches(batches, kk)
         return cls._build(docs, keys, kk, vocab, 100_000, num_threads, build_params)
 
@@ -235,7 +235,7 @@ class SeismicSparseIndex:
             all_scores.append(np.asarray([float(h[1]) for h in hits], dtype=np.float64))
             if with_terms:
                 all_terms.append([self._matched(rows[r][0], rows[r][1], int(d)) for d in ids])
-        ids, scores = _finish(all_ids, all_scores, k)
+        ids, scores = pad_results(all_ids, all_scores, k)
         keys = [[str(self.keys[i]) for i in row] for row in all_ids]
         return SearchResult(ids, scores, all_terms if with_terms else None, keys)
 

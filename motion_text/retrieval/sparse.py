@@ -28,198 +28,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+
+from motion_text.retrieval.vectors import (
+    INDEX_FORMAT_VERSION,
+    SearchResult,
+    check_k,
+    pad_results,
+    stack_batches,
+    to_csr,
+    topk_sparsify,
+    topk_sparsify_csr,
+    vocabulary,
+)
 
 __all__ = ["topk_sparsify", "topk_sparsify_csr", "to_csr", "vocabulary", "SearchResult", "SparseIndex",
            "load_index", "stack_batches", "INDEX_FORMAT_VERSION"]
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT_VERSION = 1
 _U32 = 2.0 ** -24  # unit round-off of float32
-
-
-# ---- top-k sparsification --------------------------------------------------------------------------------------------
-def _check_k(k: int | str | None) -> int | None:
-    if k is None or (isinstance(k, str) and k.lower() == "all"):
-        return None
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"top-k must be a positive integer, None or 'all', got {k!r}")
-    return int(k)
-
-
-def topk_sparsify(x: torch.Tensor, k: int | str | None) -> torch.Tensor:
-    """Keep the ``k`` largest entries of each row of ``x`` and zero the others (top-k sparsifying).
-
-    Applied at inference only (paper §4.3, "Ablation Studies on Sparsity"; Formal et al., 2021).
-
-    Parameters
-    ----------
-    x : Tensor
-        (..., V) lexical vectors.
-    k : int, None or "all"
-        Number of entries kept per row; ``None`` / ``"all"`` (or ``k >= V``) keeps everything (a copy).
-
-    Returns
-    -------
-    Tensor
-        Same shape and dtype as ``x``. Exactly ``min(k, V)`` entries per row are kept: among equal values the
-        smaller vocabulary id wins (stable descending sort), so a row with fewer than ``k`` non-zeros keeps all of
-        them (plus zeros, which stay zero).
-    """
-    kk = _check_k(k)
-    if x.dim() == 0:
-        raise ValueError(f"x must have at least one dimension, got a scalar of shape {tuple(x.shape)}")
-    if kk is None or kk >= x.shape[-1]:
-        return x.clone()
-    order = torch.sort(x, dim=-1, descending=True, stable=True).indices[..., :kk]  # (..., k)
-    out = torch.zeros_like(x)
-    return out.scatter(-1, order, x.gather(-1, order))
-
-
-def topk_sparsify_csr(m: sp.csr_matrix, k: int | str | None) -> sp.csr_matrix:
-    """:func:`topk_sparsify` for a scipy CSR matrix (rows = vectors); same tie rule (smaller column first)."""
-    kk = _check_k(k)
-    m = sp.csr_matrix(m)
-    if kk is None:
-        return m.copy()
-    counts = np.diff(m.indptr)
-    if counts.size == 0 or counts.max() <= kk:
-        return m.copy()
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((m.indices, -m.data.astype(np.float64), rows))  # by row, value desc, column asc
-    rank = np.empty(m.nnz, dtype=np.int64)
-    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
-    keep = rank < kk
-    out = sp.csr_matrix((m.data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(counts, kk))])),
-                        shape=m.shape)
-    out.sort_indices()
-    return out
-
-
-# ---- conversions -----------------------------------------------------------------------------------------------------
-def to_csr(vectors: Any, vocab_size: int | None = None, what: str = "vectors") -> sp.csr_matrix:
-    """Convert (B, V) vectors to a float32 CSR matrix with sorted column ids and no explicit zeros.
-
-    Accepts a dense or sparse torch tensor, a numpy array, a scipy sparse matrix / array, or a list of these (stacked
-    row-wise). Raises ``ValueError`` for a wrong rank, a vocabulary size other than ``vocab_size``, non-finite or
-    negative weights.
-    """
-    if isinstance(vectors, list | tuple) and vectors and not isinstance(vectors[0], int | float):
-        parts = [to_csr(v, vocab_size, what) for v in vectors]
-        m = sp.vstack(parts, format="csr") if parts else None
-        return sp.csr_matrix(m)
-    if isinstance(vectors, torch.Tensor):
-        t = vectors.detach().cpu()
-        if t.dim() == 1:
-            t = t[None]
-        if t.dim() != 2:
-            raise ValueError(f"{what} must be (B, V), got shape {tuple(t.shape)}")
-        if t.layout != torch.strided:
-            t = t.to_dense()
-        t = t.float()
-        rows, cols = torch.nonzero(t, as_tuple=True)
-        m = sp.csr_matrix((t[rows, cols].numpy(), (rows.numpy(), cols.numpy())), shape=tuple(t.shape),
-                          dtype=np.float32)
-    elif sp.issparse(vectors):
-        m = sp.csr_matrix(vectors, dtype=np.float32)
-    else:
-        a = np.asarray(vectors, dtype=np.float32)
-        if a.ndim == 1:
-            a = a[None]
-        if a.ndim != 2:
-            raise ValueError(f"{what} must be (B, V), got shape {a.shape}")
-        m = sp.csr_matrix(a)
-    if m.ndim != 2:
-        raise ValueError(f"{what} must be (B, V), got shape {m.shape}")
-    if vocab_size is not None and m.shape[1] != vocab_size:
-        raise ValueError(f"{what} have {m.shape[1]} columns, the index vocabulary has {vocab_size}")
-    m.sum_duplicates()
-    m.eliminate_zeros()
-    m.sort_indices()
-    if m.nnz:
-        if not np.isfinite(m.data).all():
-            raise ValueError(f"{what} contain non-finite weights (e.g. {m.data[~np.isfinite(m.data)][0]})")
-        if m.data.min() < 0:
-            raise ValueError(f"{what} must be non-negative (lexical vectors), found weight {float(m.data.min())}")
-    return m
-
-
-def vocabulary(tokenizer_or_vocab: Any, size: int | None = None) -> list[str]:
-    """Id -> token strings of a Hugging Face tokenizer (``convert_ids_to_tokens``) or of a given sequence.
-
-    ``size`` (the vector length) pads missing ids with ``"[id]"`` names and truncates longer vocabularies.
-    """
-    if tokenizer_or_vocab is None:
-        raise ValueError("a tokenizer or a vocabulary list is needed, got None")
-    if hasattr(tokenizer_or_vocab, "convert_ids_to_tokens"):
-        n = len(tokenizer_or_vocab) if size is None else size
-        n_tok = min(n, len(tokenizer_or_vocab))
-        words = [str(w) for w in tokenizer_or_vocab.convert_ids_to_tokens(list(range(n_tok)))]
-    else:
-        words = [str(w) for w in tokenizer_or_vocab]
-    if size is not None:
-        words = words[:size] + [f"[{i}]" for i in range(len(words), size)]
-    return words
-
-
-# ---- search results --------------------------------------------------------------------------------------------------
-def stack_batches(batches: Iterable[tuple[Any, Sequence[str]]], k: int | None) -> tuple[sp.csr_matrix, list[str]]:
-    """(N, V) CSR documents and their N keys from ``(vectors (B, V), keys (B,))`` batches, each batch cut to its top
-    ``k`` terms per row (``None``: no cut) and made sparse as it arrives, so the dense (N, V) matrix never exists."""
-    parts, keys = [], []
-    for vectors, batch_keys in batches:
-        m = to_csr(vectors, what="document vectors")
-        if len(batch_keys) != m.shape[0]:
-            raise ValueError(f"a batch has {m.shape[0]} vectors but {len(batch_keys)} keys")
-        parts.append(topk_sparsify_csr(m, k) if k is not None else m)
-        keys.extend(str(key) for key in batch_keys)
-    if not parts:
-        raise ValueError("from_batches got no batch")
-    return sp.vstack(parts, format="csr"), keys
-
-
-class SearchResult(NamedTuple):
-    """Top-k results of a batch of queries.
-
-    ids : (Q, k) int64 document positions, ``-1`` where fewer than k documents match.
-    scores : (Q, k) float64 dot products (``0`` for padding).
-    terms : per query, per hit, the matched ``(term id, q_t * d_t)`` pairs sorted by decreasing contribution
-        (``None`` when ``with_terms=False``).
-    keys : per query, the key ids of the hits (only real hits, no padding).
-    """
-
-    ids: np.ndarray
-    scores: np.ndarray
-    terms: list[list[list[tuple[int, float]]]] | None
-    keys: list[list[str]]
-
-    def records(self, vocab: Sequence[str] | None = None) -> list[list[dict]]:
-        """Per query, a list of ``{"rank", "key", "id", "score", "terms"}`` dicts; ``terms`` as ``[token, weight]``
-        pairs when ``vocab`` is given, else ``[term id, weight]``."""
-        out = []
-        for q, keys in enumerate(self.keys):
-            rows = []
-            for r, key in enumerate(keys):
-                rec = {"rank": r + 1, "key": key, "id": int(self.ids[q, r]), "score": float(self.scores[q, r])}
-                if self.terms is not None:
-                    rec["terms"] = [[vocab[t] if vocab is not None else t, w] for t, w in self.terms[q][r]]
-                rows.append(rec)
-            out.append(rows)
-        return out
-
-
-def _finish(ids: list[np.ndarray], scores: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    out_ids = np.full((len(ids), k), -1, dtype=np.int64)
-    out_scores = np.zeros((len(ids), k), dtype=np.float64)
-    for q, (i, s) in enumerate(zip(ids, scores)):
-        out_ids[q, : len(i)] = i
-        out_scores[q, : len(s)] = s
-    return out_ids, out_scores
 
 
 # ---- exact backend ---------------------------------------------------------------------------------------------------
@@ -264,7 +95,7 @@ class SparseIndex:
         """Index (N, V) document vectors (tensor, array, scipy sparse, or a list of those), optionally cut to
         their ``top_k`` largest terms first."""
         docs = to_csr(vectors, what="document vectors")
-        kk = _check_k(top_k)
+        kk = check_k(top_k)
         if kk is not None:
             docs = topk_sparsify_csr(docs, kk)
         return cls(docs.T.tocsr(), keys=keys, vocab=vocab, top_k=kk)
@@ -274,7 +105,7 @@ class SparseIndex:
                      vocab: Sequence[str] | None = None) -> SparseIndex:
         """Index an iterable of ``(vectors (B, V), keys (B,))`` batches; each batch is cut and made sparse as it
         arrives, so the dense (N, V) matrix never exists."""
-        kk = _check_k(top_k)
+        kk = check_k(top_k)
         docs, keys = stack_batches(batches, kk)
         return cls(docs.T.tocsr(), keys=keys, vocab=vocab, top_k=kk)
 
@@ -398,7 +229,7 @@ class SparseIndex:
                         nz = nz[np.lexsort((q_terms[nz], -contrib[nz, j]))]
                         hits.append([(int(q_terms[i]), float(contrib[i, j])) for i in nz])
                     all_terms.append(hits)
-        ids, scores = _finish(all_ids, all_scores, k)
+        ids, scores = pad_results(all_ids, all_scores, k)
         keys = [[str(self.keys[i]) for i in row] for row in all_ids]
         return SearchResult(ids, scores, all_terms if with_terms else None, keys)
 

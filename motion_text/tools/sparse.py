@@ -29,13 +29,13 @@ import scipy.sparse as sp
 import torch
 
 from motion_text.retrieval.sparse import (
-    _check_k,
     load_index,
     to_csr,
     topk_sparsify,
     topk_sparsify_csr,
     vocabulary,
 )
+from motion_text.retrieval.vectors import check_k as _check_k
 from motion_text.tools.retrieve import load_datamodule, load_method, progress_bar, split_dataset
 
 __all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "split_captions", "captions_path", "run_index",

@@ -135,7 +135,7 @@ class DanceBoard(Callback):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from motion_text.metrics.dance import kinematic_beats_bailando
+        from motion_text.metrics.dance_features import kinematic_beats_bailando
 
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4), sharex=True)
         if wav is not None:

@@ -95,7 +95,7 @@ def test_missing_previous_phase_names_the_phase(h3d_root, tmp_path, tmp_path_fac
 
 
 def test_term_report_on_a_split(chain):
-    from motion_text.methods.lexical import term_reports
+    from motion_text.demo import term_reports
 
     dm = chain[4].datamodule
     reports = term_reports(chain[4].model, dm.val_dataloader(), ("walk",), k=5)
@@ -109,35 +109,8 @@ def test_term_report_on_a_split(chain):
     assert everything["n"] == n and 0 <= everything["own_words"] <= 5 and 0 <= everything["other_words"] <= 5
 
 
-def test_top_term_rates_hand_example():
-    from motion_text.methods.lexical import top_term_rates
-
-    p = torch.tensor([[0.0, 3, 1, 0, 2], [5, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 2, 3, 4, 5]])
-    has = torch.tensor([True, True, False, False])
-    # top-2 terms: row 0 {1, 4} hit; row 1 {0, 3} miss; row 2 all zero: miss; row 3 {4, 3} miss
-    r = top_term_rates(p, has, [1], k=2)
-    assert (r["rate"], r["rate_without"], r["base_rate"], r["n_with"], r["n"]) == (50.0, 0.0, 25.0, 2, 4)
-    assert top_term_rates(p, has, [0, 4], k=1)["base_rate"] == 50.0  # top-1: rows 1 (term 0) and 3 (term 4) hit
-    with pytest.raises(ValueError, match="k must be"):
-        top_term_rates(p, has, [1], k=6)
-
-
-def test_caption_term_overlap_hand_example():
-    from motion_text.methods.lexical import caption_term_overlap
-
-    p = torch.tensor([[0.0, 3, 1, 0, 2], [5, 0, 0, 1, 0], [0, 0, 0, 0, 0]])
-    terms = [{1, 2}, {0, 4}, {1, 3, 4}]
-    # top-2 positive terms: row 0 {1, 4}, row 1 {0, 3}, row 2 none
-    # overlaps: row 0 with sets 0/1/2: 1, 1, 2; row 1: 0, 1, 1; row 2: 0, 0, 0
-    r = caption_term_overlap(p, terms, k=2)
-    assert r["own"].tolist() == [1.0, 1.0, 0.0]
-    assert r["other"].tolist() == [1.5, 0.5, 0.0]
-    with pytest.raises(ValueError, match="one term set per row"):
-        caption_term_overlap(p, terms[:2], k=2)
-
-
 def test_inflections_are_whole_vocabulary_entries():
-    from motion_text.methods.lexical import inflections
+    from motion_text.retrieval.query import inflections
 
     vocab = {"kick": 0, "kicks": 1, "kicked": 2, "kicking": 3, "kickoff": 4, "sit": 5, "sitting": 6, "sits": 7,
              "wave": 8, "waving": 9, "waved": 10, "sites": 11, "sited": 12, "punch": 13, "punches": 14}
@@ -146,17 +119,6 @@ def test_inflections_are_whole_vocabulary_entries():
     assert inflections("punch", vocab) == ["punch", "punches"]
     assert inflections("Wave", vocab) == ["wave", "waved", "waving"]
     assert inflections("run", vocab) == []
-
-
-def test_caption_terms_drop_specials_and_stopwords(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    from motion_text.methods.lexical import caption_terms
-
-    tok = AutoTokenizer.from_pretrained(tiny_bert_dir(tmp_path_factory))
-    (got,) = caption_terms(tok, ["[CLS] a person walks to the left"])
-    want = set(tok.convert_tokens_to_ids([w for w in tok.tokenize("person walks left")]))
-    assert got == want and tok.cls_token_id not in got
 
 
 def test_lexcmlp_learns_lexical_retrieval(h3d_root, tmp_path, tmp_path_factory):

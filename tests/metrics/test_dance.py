@@ -11,20 +11,22 @@ import torch
 from scipy.linalg import hadamard
 
 from motion_text.metrics.dance import (
-    GEOMETRIC_FEATURE_NAMES,
-    HIP_WIDTH,
-    HUMERUS_LENGTH,
-    SHOULDER_WIDTH,
-    SMPL_JOINT_NAMES,
     BeatAlignMetric,
     DanceQualityMetric,
     beat_align_score_bailando,
     beat_align_score_fact,
     diversity,
     frechet_distance,
+    normalize_by,
+)
+from motion_text.metrics.dance_features import (
+    GEOMETRIC_FEATURE_NAMES,
+    HIP_WIDTH,
+    HUMERUS_LENGTH,
+    SHOULDER_WIDTH,
+    SMPL_JOINT_NAMES,
     geometric_features,
     kinetic_features,
-    normalize_by,
 )
 
 FPS = 60.0

@@ -219,7 +219,7 @@ def test_seismic_param_values():
 
 
 def test_keyword_report_equals_pair_rate_of_the_cli_index(trained_lexical, built, capsys):
-    from motion_text.methods.lexical import keyword_report
+    from motion_text.demo import keyword_report
     from motion_text.tools.retrieve import split_dataset
 
     dataset = split_dataset(S.lexical_datamodule(trained_lexical.model, trained_lexical.data), "test")

