@@ -7,8 +7,9 @@ Each follows the official evaluation code (EricGuo5513/text-to-motion, ``utils/m
 
 - :func:`guo_matching`: R-precision top-1..3 and MM-Dist ("matching score") over batches of 32
   (``evaluate_matching_score``);
-- :func:`fid` / :func:`frechet_distance` (``calculate_activation_statistics``, ``calculate_frechet_distance``);
-- :func:`diversity` (``calculate_diversity``, 300 pairs);
+- :func:`fid` / :func:`frechet_distance` (``calculate_activation_statistics``, ``calculate_frechet_distance``) and
+  :func:`diversity` (``calculate_diversity``, 300 pairs), re-exported from their one home,
+  :mod:`motion_text.metrics.distribution`;
 - :func:`multimodality` (``calculate_multimodality``, 10 pairs per caption out of 30 generations of 100 captions).
 
 The official functions draw their pairs with the global ``np.random``; here a ``seed`` gives
@@ -21,7 +22,10 @@ import logging
 
 import numpy as np
 import torch
-from scipy import linalg
+
+from motion_text.metrics.distribution import fid, frechet_distance
+from motion_text.metrics.distribution import gaussian_fit as activation_statistics
+from motion_text.metrics.distribution import sampled_diversity as diversity
 
 __all__ = ["euclidean_distance_matrix", "guo_matching", "activation_statistics", "frechet_distance", "fid",
            "diversity", "multimodality"]
@@ -73,63 +77,6 @@ def guo_matching(text_emb: torch.Tensor | np.ndarray, motion_emb: torch.Tensor |
     out = {f"R_precision_top{k + 1}": float(hits[k] / size) for k in range(top_k)}
     out["mm_dist"] = dist_sum / size
     return out
-
-
-def activation_statistics(x: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample covariance of (N, D) embeddings (``calculate_activation_statistics``)."""
-    x = _np(x)
-    if x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"need at least 2 embeddings (N, D) to fit a Gaussian, got shape {x.shape}")
-    return x.mean(0), np.cov(x, rowvar=False)
-
-
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """Fréchet distance of two Gaussians: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017, eq. 6).
-
-    As Guo et al.'s ``calculate_frechet_distance``: when the matrix square root is not finite, ``eps`` I is added to
-    both covariances; a (numerically) complex root keeps its real part (the official code raises when its diagonal's
-    imaginary part exceeds 1e-3; here that is a warning).
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
-        raise ValueError(f"shapes differ: mu {mu1.shape} / {mu2.shape}, sigma {s1.shape} / {s2.shape}")
-    diff = mu1 - mu2
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.isfinite(covmean).all():
-        log.info("FID: singular product of covariances; adding %g to the diagonals", eps)
-        offset = np.eye(len(mu1)) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    if np.iscomplexobj(covmean):
-        imag = float(np.abs(covmean.imag).max())
-        if imag > 1e-3:
-            log.warning("FID: the matrix square root has an imaginary part of %.3g (ill-conditioned covariances)",
-                        imag)
-        covmean = covmean.real
-    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-    return 0.0 if -1e-6 < value < 0.0 else value  # rounding of identical distributions
-
-
-def fid(emb_a: torch.Tensor | np.ndarray, emb_b: torch.Tensor | np.ndarray) -> float:
-    """FID between two sets of embeddings (N_a, D), (N_b, D) (each fitted with its mean and sample covariance)."""
-    return frechet_distance(*activation_statistics(emb_a), *activation_statistics(emb_b))
-
-
-def diversity(emb: torch.Tensor | np.ndarray, times: int = 300, seed: int = 0) -> float:
-    """Guo et al.'s diversity: mean distance between ``times`` random pairs (two draws of ``times`` distinct rows,
-    ``np.random.RandomState(seed)``); ``times`` is reduced to N when fewer embeddings are given (the official
-    ``calculate_diversity`` requires N > times)."""
-    x = _np(emb)
-    n = len(x)
-    if n < 2:
-        raise ValueError(f"diversity needs at least 2 embeddings, got {n}")
-    if times > n:
-        log.info("diversity: %d pairs requested but only %d motions; using %d", times, n, n)
-        times = n
-    rng = np.random.RandomState(seed)
-    first, second = rng.choice(n, times, replace=False), rng.choice(n, times, replace=False)
-    return float(np.linalg.norm(x[first] - x[second], axis=1).mean())
 
 
 def multimodality(emb: torch.Tensor | np.ndarray, times: int = 10, seed: int = 0) -> float:
