@@ -78,6 +78,17 @@ def _make_cli_class():
             # the DataModule's EpochSeededSampler shards across ranks itself and is seeded by (seed, epoch, index)
             parser.set_defaults({"trainer.use_distributed_sampler": False})
 
+        def parse_arguments(self, parser, args) -> None:
+            """Parse, then check ``--ckpt_path`` (missing / damaged file, another method's checkpoint, class paths
+            outside the package) before LightningCLI reads its hyper-parameters into the config."""
+            super().parse_arguments(parser, args)
+            from motion_text.checkpoint import check_resume_checkpoint
+
+            sub = self.config.get("subcommand")
+            if sub:
+                check_resume_checkpoint(self.config[sub].get("ckpt_path"), self.config[sub].get("model"),
+                                        trust_hint="; pass --weights_only=false only for a checkpoint you trust")
+
         def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
             kwargs = super()._prepare_subcommand_kwargs(subcommand)
             if "weights_only" in kwargs and kwargs["weights_only"] is None:
@@ -163,6 +174,18 @@ def _run_tool(args: list[str]) -> int:
     return 2
 
 
+def _wrapped_user_error(e: BaseException, types: tuple[type, ...]) -> BaseException | None:
+    """The first exception of ``types`` in ``e``'s chain of causes (jsonargparse re-raises errors of a class's
+    ``__init__``, such as a damaged ``init_from`` checkpoint, inside its own)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, types):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity", "terms")
 
 
@@ -177,17 +200,21 @@ def main(args: list[str] | None = None) -> int:
     # main() always passes the (resolved) command line explicitly
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_cls, method_cls, dm_cls = _make_cli_class()
+    from motion_text.checkpoint import CheckpointError
     from motion_text.data.readers import DataError
 
     try:
         cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args, save_config_kwargs={"overwrite": True})
-    except DataError as e:  # a dataset problem: one message naming the file, no traceback
+    except (DataError, CheckpointError) as e:  # a dataset or checkpoint problem: one message naming the file
         raise SystemExit(f"error: {e}") from None
     except pickle.UnpicklingError as e:  # a --ckpt_path holding objects other than weights
         first = str(e).strip().splitlines()[0]
         raise SystemExit(f"error: the checkpoint holds objects other than weights and was not loaded ({first}); "
                          "pass --weights_only=false only for a checkpoint you trust") from None
-    except ValueError as e:  # jsonargparse wraps a missing text model into its own error: show the model's message
+    except ValueError as e:  # jsonargparse wraps errors raised while building the model into its own
+        cause = _wrapped_user_error(e, (DataError, CheckpointError))
+        if cause is not None:
+            raise SystemExit(f"error: {cause}") from None
         lines = [ln.strip(" -") for ln in str(e).splitlines() if "Could not load text model" in ln]
         if lines:
             raise SystemExit(f"error: {lines[0]}") from None

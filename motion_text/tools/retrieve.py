@@ -1,8 +1,8 @@
 """``motion-text retrieve``: search the motions of a split for a caption, or its captions for a motion.
 
 The method is restored with ``<Class>.load_from_checkpoint(ckpt, weights_only=True)``, its class named by the
-checkpoint's ``hyper_parameters["_class_path"]`` (imported, then required to be a
-:class:`~motion_text.methods.retrieval.RetrievalMethod`; nothing is unpickled). The gallery is the split of the
+checkpoint's ``hyper_parameters["_class_path"]`` (checked against the project's method modules before it is imported,
+then required to be a :class:`~motion_text.methods.retrieval.RetrievalMethod`; nothing is unpickled). The gallery is the split of the
 :class:`~motion_text.data.datamodule.MotionTextDataModule` described by a data config, encoded exactly as the
 evaluation loop does (normalised features, first ``max_len`` frames); its embeddings are cached next to the
 checkpoint in ``<ckpt stem>.gallery-<split>-<hash>.pt``, the hash covering the checkpoint file (path, size, mtime),
@@ -13,7 +13,6 @@ the dataset roots and the split options. Scores are the method's retrieval score
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import re
@@ -35,7 +34,6 @@ __all__ = ["load_method", "checkpoint_class", "load_datamodule", "split_dataset"
 
 log = logging.getLogger(__name__)
 
-_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _CACHE_VERSION = 1
 
 
@@ -43,39 +41,38 @@ _CACHE_VERSION = 1
 def checkpoint_class(ckpt: str | Path) -> type:
     """The :class:`RetrievalMethod` subclass named by a checkpoint's ``hyper_parameters["_class_path"]``.
 
-    The file is read with ``weights_only=True``; the class is imported by name and must subclass
-    :class:`~motion_text.methods.retrieval.RetrievalMethod`, otherwise a ``ValueError`` names what was found.
+    The file is read with ``weights_only=True`` (:func:`~motion_text.checkpoint.read_checkpoint`); the name must be a
+    class of the project's method modules, checked before anything is imported, and subclass
+    :class:`~motion_text.methods.retrieval.RetrievalMethod` (:func:`~motion_text.checkpoint.method_class`); otherwise
+    a :class:`~motion_text.checkpoint.CheckpointError` (a ``ValueError``) names the file and what was found.
     """
+    from motion_text.checkpoint import check_class_paths, method_class, read_checkpoint
     from motion_text.methods.retrieval import RetrievalMethod
 
     path = Path(ckpt).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    hp = state.get("hyper_parameters") if isinstance(state, dict) else None
-    class_path = (hp or {}).get("_class_path")
-    if not isinstance(class_path, str) or not _CLASS_PATH.fullmatch(class_path):
-        raise ValueError(f"{path}: hyper_parameters has no usable '_class_path' (got {class_path!r}); expected a "
-                         "checkpoint written by `motion-text fit` or `motion-text convert`")
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name, None)
-    except ImportError as e:
-        raise ValueError(f"{path}: cannot import the checkpoint's class {class_path!r} ({e})") from None
-    if not (isinstance(cls, type) and issubclass(cls, RetrievalMethod)):
-        raise ValueError(f"{path}: {class_path!r} is not a retrieval method (a subclass of "
-                         "motion_text.methods.retrieval.RetrievalMethod)")
+    state = read_checkpoint(path, mmap=True)
+    hp = state.get("hyper_parameters")
+    class_path = hp.get("_class_path") if isinstance(hp, dict) else None
+    cls = method_class(class_path, RetrievalMethod, source=path)
+    check_class_paths(hp, source=path)
     return cls
 
 
 def load_method(ckpt: str | Path, device: str | torch.device = "cpu"):
     """Restore a retrieval method from a checkpoint (weights only), in eval mode on ``device``."""
+    from motion_text.checkpoint import CheckpointError
+
     cls = checkpoint_class(ckpt)
     device = _device(device)
-    method = cls.load_from_checkpoint(str(Path(ckpt).expanduser()), map_location="cpu", weights_only=True)
+    path = Path(ckpt).expanduser()
+    try:
+        method = cls.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
+    except CheckpointError as e:  # weights that do not fit the class the checkpoint names
+        raise CheckpointError(str(e).replace("checkpoint: ", f"{path}: ", 1)) from None
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as e:  # hyper-parameters of another version
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path}: cannot rebuild {cls.__name__} from the checkpoint's hyper_parameters "
+                              f"({type(e).__name__}: {first})") from None
     return method.to(device).eval()
 
 
