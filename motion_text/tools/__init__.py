@@ -10,7 +10,7 @@ import argparse
 import functools
 from collections.abc import Callable
 
-__all__ = ["add_retrieve_parser", "add_score_parser", "TOOL_NAMES", "user_errors"]
+__all__ = ["add_retrieve_parser", "add_score_parser", "TOOL_NAMES", "user_errors", "check_counts"]
 
 TOOL_NAMES = ("retrieve", "score")
 
@@ -27,6 +27,16 @@ def user_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
             raise SystemExit(f"error: {e}") from None
 
     return wrapped
+
+
+def check_counts(ns: argparse.Namespace) -> None:
+    """``ValueError`` for a ``--batch-size`` / ``--diversity-times`` / ``--count`` / ``--top`` / ``--terms`` below 1 or
+    a negative ``--num-workers`` / ``--max-len`` below 2, naming the option and the value (those present in ``ns``)."""
+    for name, low in (("batch_size", 1), ("diversity_times", 1), ("count", 1), ("top", 1), ("terms", 0),
+                      ("num_workers", 0), ("max_len", 2)):
+        value = getattr(ns, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
 
 
 def add_retrieve_parser(sub) -> argparse.ArgumentParser:

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motion_text.tools import user_errors
+from motion_text.tools import check_counts, user_errors
 
 __all__ = ["load_method", "checkpoint_class", "load_datamodule", "split_dataset", "encode_motions", "encode_arrays",
-           "encode_texts", "rank", "Hit", "Gallery", "build_gallery", "gallery_cache_path", "search_motions",
+           "encode_texts", "rank", "Hit", "Gallery", "build_gallery", "gallery_cache_path",
+           "gallery_fingerprint", "load_feature_file", "search_motions",
            "search_captions", "resolve_motion_query", "item_joints", "skeleton_for", "render_hits", "run"]
 
 log = logging.getLogger(__name__)
@@ -280,7 +281,41 @@ def gallery_cache_path(ckpt: str | Path, dm, split: str) -> Path:
     return ckpt.with_name(f"{ckpt.stem}.gallery-{safe_split}-{digest}.pt")
 
 
-def _read_cache(path: Path | None, keys: list[str]) -> dict:
+def gallery_fingerprint(ckpt: str | Path, dataset) -> str:
+    """Hash of what the cached embeddings were computed from: the checkpoint file (size, mtime), every motion file
+    of the split (path, size, mtime, frame range; also its joints file), the captions and the Mean/Std values.
+
+    Stored in the cache and compared when it is read, so motion files rewritten in place (same names, new content)
+    or new statistics re-encode the gallery instead of serving the old rankings.
+    """
+    h = hashlib.sha1()
+    st = Path(ckpt).expanduser().stat()
+    h.update(f"ckpt {st.st_size} {st.st_mtime_ns}\n".encode())
+    stats: dict[Path, tuple[int, int]] = {}
+
+    def stat(p: Path | None) -> tuple[int, int]:
+        if p is None:
+            return (-1, -1)
+        if p not in stats:
+            try:
+                s = Path(p).stat()
+                stats[p] = (s.st_size, s.st_mtime_ns)
+            except OSError:
+                stats[p] = (-1, -1)
+        return stats[p]
+
+    for si, src in enumerate(dataset.sources):
+        h.update(f"source {si} {src.name}\n".encode())
+        h.update(np.ascontiguousarray(src.mean, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(src.std, dtype=np.float64).tobytes())
+    for si, ii, *_ in dataset.entries:
+        item = dataset.sources[si].items[ii]
+        h.update(json.dumps([item.key, str(item.path), stat(item.path), item.start, item.end,
+                             str(item.joints_path), stat(item.joints_path), list(item.captions)]).encode())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path | None, keys: list[str], fingerprint: str | None = None) -> dict:
     if path is None or not path.is_file():
         return {}
     try:
@@ -290,6 +325,9 @@ def _read_cache(path: Path | None, keys: list[str]) -> dict:
         return {}
     if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or data.get("keys") != keys:
         log.info("gallery cache %s does not match the split; recomputing", path)
+        return {}
+    if fingerprint is not None and data.get("fingerprint") != fingerprint:
+        log.info("gallery cache %s: the checkpoint or the split's files changed; recomputing", path)
         return {}
     return data
 
@@ -306,12 +344,14 @@ def _write_cache(path: Path | None, data: dict) -> None:
 
 
 def build_gallery(method, dataset, motions: bool = True, captions: bool = False, cache: Path | None = None,
-                  batch_size: int = 64, num_workers: int = 0, quiet: bool = False) -> Gallery:
-    """Encode (or read from ``cache``) the motions and/or all captions of an evaluation dataset."""
+                  batch_size: int = 64, num_workers: int = 0, quiet: bool = False,
+                  fingerprint: str | None = None) -> Gallery:
+    """Encode (or read from ``cache``) the motions and/or all captions of an evaluation dataset; a cache whose
+    ``fingerprint`` (:func:`gallery_fingerprint`) differs is recomputed."""
     keys = [dataset.item(i).key for i in range(len(dataset))]
     caps = [list(dataset.item(i).captions) for i in range(len(dataset))]
     gallery = Gallery(keys, caps)
-    data = _read_cache(cache, keys)
+    data = _read_cache(cache, keys, fingerprint)
     dirty = False
     if motions:
         if "motion_emb" not in data:
@@ -328,7 +368,7 @@ def build_gallery(method, dataset, motions: bool = True, captions: bool = False,
             dirty = True
         gallery.caption_emb, gallery.caption_owner = data["caption_emb"], owner
     if dirty:
-        data.update(version=_CACHE_VERSION, keys=keys)
+        data.update(version=_CACHE_VERSION, keys=keys, fingerprint=fingerprint)
         _write_cache(cache, data)
     return gallery
 
@@ -389,13 +429,29 @@ def item_joints(dataset, index: int, max_frames: int | None = None):
 
 
 def load_feature_file(path: str | Path, nfeats: int) -> np.ndarray:
-    """Unnormalised features (T, nfeats) from a ``.npy`` file (leading singleton axes are dropped)."""
+    """Unnormalised features (T, nfeats), T >= 2, from a ``.npy`` file (leading singleton axes are dropped); any
+    problem (not a numpy file, pickled objects, wrong shape or dtype, fewer than 2 frames, NaN) is a ``ValueError``
+    naming the file. The data readers skip motions of fewer than 2 frames (``fewer than 2 frames``)."""
     path = Path(path).expanduser()
-    arr = np.load(path, allow_pickle=False)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: motion file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - truncated, random bytes, pickled objects: one message naming the file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: not a readable .npy motion file ({type(e).__name__}: {first[:160]})") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        arr.close()
+        raise ValueError(f"{path}: expected a .npy array, found a .npz archive")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{path}: expected numeric features, found dtype {arr.dtype}")
     while arr.ndim > 2 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2 or arr.shape[1] != nfeats or len(arr) == 0:
         raise ValueError(f"{path}: expected unnormalised features of shape (T, {nfeats}), got {arr.shape}")
+    if len(arr) < 2:
+        raise ValueError(f"{path}: {len(arr)} frame; a motion needs at least 2 frames (the data readers skip such "
+                         "motions as 'fewer than 2 frames')")
     if not np.isfinite(arr).all():
         raise ValueError(f"{path}: features contain NaN or Inf")
     return arr.astype(np.float32)
@@ -471,6 +527,13 @@ def run(ns) -> int:
     """Entry point of ``motion-text retrieve`` (``ns`` from :func:`motion_text.tools.add_retrieve_parser`)."""
     if ns.k < 1:
         raise ValueError(f"-k must be >= 1, got {ns.k}")
+    check_counts(ns)
+    for q in ns.query or []:
+        if not q.strip():
+            raise ValueError(f"--query {q!r}: empty caption (give the words to search for)")
+    for m in ns.motion or []:
+        if not m.strip():
+            raise ValueError("--motion '': give a key id of the split or a .npy file")
     method = load_method(ns.ckpt, ns.device)
     dm = load_datamodule(ns.data, num_workers=ns.num_workers)
     if dm.feature_dim != method.nfeats:
@@ -478,11 +541,12 @@ def run(ns) -> int:
                          f"expects {method.nfeats}")
     dataset = split_dataset(dm, ns.split)
     cache = None if ns.no_cache else gallery_cache_path(ns.ckpt, dm, ns.split)
+    fingerprint = None if ns.no_cache else gallery_fingerprint(ns.ckpt, dataset)
     workers = dm.num_workers if ns.num_workers is None else ns.num_workers
     if ns.query:
         direction = "text-to-motion"
         gallery = build_gallery(method, dataset, motions=True, cache=cache, batch_size=ns.batch_size,
-                                num_workers=workers, quiet=ns.quiet)
+                                num_workers=workers, quiet=ns.quiet, fingerprint=fingerprint)
         labels = list(ns.query)
         hits = search_motions(method, gallery, labels, ns.k)
         if ns.render:
@@ -491,7 +555,8 @@ def run(ns) -> int:
     else:
         direction = "motion-to-text"
         gallery = build_gallery(method, dataset, motions=False, captions=True, cache=cache,
-                                batch_size=ns.batch_size, num_workers=workers, quiet=ns.quiet)
+                                batch_size=ns.batch_size, num_workers=workers, quiet=ns.quiet,
+                                fingerprint=fingerprint)
         queries = [resolve_motion_query(m, dataset, method.nfeats, dm.max_len) for m in ns.motion]
         labels = [q[0] for q in queries]
         emb = encode_arrays(method, [q[1] for q in queries], ns.batch_size)

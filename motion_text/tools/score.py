@@ -197,14 +197,35 @@ def load_generated(motions_dir: str | Path, captions: dict[str, str], nfeats: in
 
 
 # ---- command ---------------------------------------------------------------------------------------------------------
+def _load_stat(path: str, option: str) -> np.ndarray:
+    """A ``Mean.npy`` / ``Std.npy`` given on the command line, finite and (for ``--std``) positive."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {option} file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - truncated, random bytes, pickled objects: one message naming the file
+        raise ValueError(f"{path}: not a readable .npy file for {option} ({type(e).__name__}: {str(e)[:160]})"
+                         ) from None
+    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{path}: {option} must be a numeric array")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: {option} contains NaN or Inf")
+    if option == "--std" and (arr <= 0).any():
+        raise ValueError(f"{path}: {int((arr <= 0).sum())} of {arr.size} entries are <= 0; normalising would "
+                         "divide by zero")
+    return arr
+
+
 def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
     mean = std = None
     if real_ds is not None:
         mean, std = real_ds.sources[0].mean, real_ds.sources[0].std
     if ns.mean:
-        mean = np.load(Path(ns.mean).expanduser(), allow_pickle=False)
+        mean = _load_stat(ns.mean, "--mean")
     if ns.std:
-        std = np.load(Path(ns.std).expanduser(), allow_pickle=False)
+        std = _load_stat(ns.std, "--std")
     if mean is None or std is None:
         raise ValueError("normalisation statistics needed: give --stats-from <data config> or both --mean and --std")
     return np.asarray(mean, np.float32), np.asarray(std, np.float32)
@@ -213,8 +234,10 @@ def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
 @user_errors
 def run(ns) -> int:
     """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`)."""
+    from motion_text.tools import check_counts
     from motion_text.tools import retrieve as R
 
+    check_counts(ns)
     method = R.load_method(ns.ckpt, ns.device)
     dm = real_ds = None
     if ns.stats_from:
