@@ -103,12 +103,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Lightning's loader for local files through :func:`~motion_text.checkpoint.read_checkpoint`: a missing,
         empty, truncated or foreign ``--ckpt_path`` is a :class:`~motion_text.checkpoint.CheckpointError` naming the
         file (the CLI prints it as one ``error:`` line)."""
-        if not isinstance(get_filesystem(path), LocalFileSystem):
+        if weights_only is False or not isinstance(get_filesystem(path), LocalFileSystem):
+            # a checkpoint the user trusts (--weights_only=false), or a remote one: Lightning's loader
             return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
         from motion_text.checkpoint import read_checkpoint
 
         return read_checkpoint(path, map_location=map_location or (lambda storage, loc: storage),
-                               weights_only=True if weights_only is None else weights_only,
                                trust_hint="; pass --weights_only=false only for a checkpoint you trust")
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:

@@ -42,14 +42,14 @@ def _first_line(e: BaseException, limit: int = 160) -> str:
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
-def read_checkpoint(path: str | Path, *, map_location="cpu", weights_only: bool = True, mmap: bool = False,
+def read_checkpoint(path: str | Path, *, map_location="cpu", mmap: bool = False,
                     what: str = "checkpoint", hint: str = "", trust_hint: str = "") -> dict:
-    """``torch.load`` of a local checkpoint file, every failure a :class:`CheckpointError` naming the file.
+    """``torch.load(..., weights_only=True)`` of a local checkpoint file (tensors, containers and primitive types
+    only), every failure a :class:`CheckpointError` naming the file.
 
     Parameters
     ----------
     path: the file.
-    weights_only: ``torch.load``'s flag (tensors, containers and primitive types only; the default).
     mmap: memory-map the tensors (zip checkpoints; a legacy file is read without).
     what: the noun used in messages ("checkpoint", "checkpoint for init_from").
     hint: appended to the missing-file message (e.g. what to run first).
@@ -58,7 +58,7 @@ def read_checkpoint(path: str | Path, *, map_location="cpu", weights_only: bool 
     Raises
     ------
     CheckpointNotFoundError: no such file (or a folder).
-    CheckpointError: empty, truncated, not a torch file, holding pickled objects (with ``weights_only``), or not a dict.
+    CheckpointError: empty, truncated, not a torch file, holding pickled objects, or not a dict.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -66,14 +66,14 @@ def read_checkpoint(path: str | Path, *, map_location="cpu", weights_only: bool 
         raise CheckpointNotFoundError(f"{path}: {what} {kind}{hint}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: {what} is empty (0 bytes; a write that was interrupted?)")
-    kind = "weights-only " if weights_only else ""
+    kind = "weights-only "
     try:
         try:
-            state = torch.load(path, map_location=map_location, weights_only=weights_only, mmap=mmap)
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
         except RuntimeError:
             if not mmap:
                 raise
-            state = torch.load(path, map_location=map_location, weights_only=weights_only)  # legacy: no mmap
+            state = torch.load(path, map_location=map_location, weights_only=True)  # legacy file: no mmap
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e).lower() or "unsupported global" in str(e).lower():
             raise CheckpointError(f"{path}: not a readable {kind}{what} ({_first_line(e)}): it holds objects "
