@@ -133,21 +133,28 @@ def _tool_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _synth(ns: argparse.Namespace) -> int:
+    if ns.format == "aistpp":
+        from motion_text.data.synthetic_aistpp import generate_aistpp
+
+        generate_aistpp(ns.out, num=ns.num, seed=ns.seed, quiet=ns.quiet)
+    else:
+        from motion_text.data.synthetic import generate_dataset
+
+        r = generate_dataset(ns.out, ns.format, ns.num, ns.seed, layout=ns.layout, workers=ns.workers,
+                             quiet=ns.quiet)
+        if not ns.quiet:
+            print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
+    return 0
+
+
 def _run_tool(args: list[str]) -> int:
     ns = _tool_parser().parse_args(args)
     if ns.command == "synth":
-        if ns.format == "aistpp":
-            from motion_text.data.synthetic_aistpp import generate_aistpp
-
-            generate_aistpp(ns.out, num=ns.num, seed=ns.seed, quiet=ns.quiet)
-        else:
-            from motion_text.data.synthetic import generate_dataset
-
-            r = generate_dataset(ns.out, ns.format, ns.num, ns.seed, layout=ns.layout, workers=ns.workers,
-                                 quiet=ns.quiet)
-            if not ns.quiet:
-                print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
-        return 0
+        try:
+            return _synth(ns)
+        except (ValueError, OSError) as e:  # a bad --num / --workers, an --out that cannot be written
+            raise SystemExit(f"error: {e}") from None
     if ns.command == "convert":
         from motion_text import convert
 

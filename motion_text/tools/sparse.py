@@ -117,7 +117,7 @@ def run_index(ns) -> int:
     """Entry point of ``motion-text index``."""
     try:
         return _run_index(ns)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
@@ -168,7 +168,7 @@ def run_search(ns) -> int:
     """Entry point of ``motion-text search``."""
     try:
         return _run_search(ns)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
@@ -390,7 +390,7 @@ def run_sparsity(ns) -> int:
     """Entry point of ``motion-text sparsity``."""
     try:
         return _run_sparsity(ns)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
 
 

@@ -215,7 +215,7 @@ def run_terms(ns) -> int:
     """Entry point of ``motion-text terms``: PNG term clouds and top-term charts of motions of a split."""
     try:
         return _run_terms(ns)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
