@@ -35,7 +35,17 @@ def available_configs() -> list[str]:
 
 
 def resolve_config(name: str) -> str:
-    """Return ``name`` if it is an existing path, else the packaged config of that name (with or without ``data/``)."""
+    """Return ``name`` if it is an existing path, else the packaged config of that name (with or without ``data/``).
+    An existing file that is not UTF-8 text (a checkpoint or a ``.npy`` given as ``--config``) stops with one line."""
+    if os.path.isfile(name):
+        try:
+            with open(name, "rb") as f:
+                f.read().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SystemExit(f"error: {name}: not a config (YAML) file: byte {e.object[e.start]:#04x} at offset "
+                             f"{e.start} is not UTF-8 text") from None
+        except OSError as e:
+            raise SystemExit(f"error: {name}: cannot read the config ({e})") from None
     if os.path.exists(name) or not name.endswith((".yaml", ".yml")):
         return name
     root = configs_dir()
@@ -85,6 +95,9 @@ def _make_cli_class():
             from motion_text.checkpoint import check_resume_checkpoint
 
             sub = self.config.get("subcommand")
+            seed = self.config[sub].get("seed_everything") if sub else None
+            if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
+                raise SystemExit(f"error: --seed_everything must be in [0, 2**32 - 1] (numpy's range), got {seed}")
             if sub:
                 check_resume_checkpoint(self.config[sub].get("ckpt_path"), self.config[sub].get("model"),
                                         trust_hint="; pass --weights_only=false only for a checkpoint you trust")

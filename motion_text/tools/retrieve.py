@@ -78,9 +78,18 @@ def load_method(ckpt: str | Path, device: str | torch.device = "cpu"):
 
 
 def _device(device: str | torch.device) -> torch.device:
+    """``--device``: ``auto`` (cuda when available) or a torch device that exists here, else ``ValueError``."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device {device!r}: {str(e).splitlines()[0] if str(e) else 'not a torch device'}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {device!r}: {torch.cuda.device_count()} CUDA device(s) available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device!r}: expected cpu, cuda[:N], mps or auto")
+    return dev
 
 
 def load_datamodule(data: str | Path | dict, **overrides):
