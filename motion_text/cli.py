@@ -220,6 +220,8 @@ def main(args: list[str] | None = None) -> int:
     # main() always passes the (resolved) command line explicitly
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_cls, method_cls, dm_cls = _make_cli_class()
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from motion_text.checkpoint import CheckpointError
     from motion_text.data.readers import DataError
 
@@ -227,6 +229,8 @@ def main(args: list[str] | None = None) -> int:
         cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args, save_config_kwargs={"overwrite": True})
     except (DataError, CheckpointError) as e:  # a dataset or checkpoint problem: one message naming the file
         raise SystemExit(f"error: {e}") from None
+    except MisconfigurationException as e:  # Lightning's check of trainer arguments (fast_dev_run=-1, ...)
+        raise SystemExit(f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     except pickle.UnpicklingError as e:  # a --ckpt_path holding objects other than weights
         first = str(e).strip().splitlines()[0]
         raise SystemExit(f"error: the checkpoint holds objects other than weights and was not loaded ({first}); "

@@ -112,7 +112,11 @@ def load_datamodule(data: str | Path | dict, **overrides):
         path = Path(resolve_config(str(data))).expanduser()
         if not path.is_file():
             raise ValueError(f"data config {str(data)!r} is neither a file nor a packaged config")
-        cfg, base = yaml.safe_load(path.read_text()) or {}, path.parent
+        try:
+            cfg, base = yaml.safe_load(path.read_text(encoding="utf-8")) or {}, path.parent
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ValueError(f"{path}: not a readable YAML data config ({type(e).__name__}: {first[:160]})") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"data config {data!r} must be a mapping of DataModule init args, got {type(cfg).__name__}")
     if "data" in cfg and {"model", "trainer", "seed_everything"} & set(cfg):  # a full training config
