@@ -145,7 +145,8 @@ class CrashSafeCheckpoints(Callback):
       ``--ckpt_path last`` resumes the run. Nothing is written when checkpointing is disabled.
     * A fit stopped by SIGTERM then exits with status 143 (128 + SIGTERM, what schedulers expect of a terminated
       job) rather than Lightning's 0, which would read as a finished run; the checkpoint is written first.
-    * At start-up (``setup``), temporary files of killed writers in the checkpoint folder are removed.
+    * Temporary files of killed writers in the checkpoint folder are removed at start-up (``setup``, when the folder
+      is already known) and before every save (:func:`remove_stale_tmp_files`).
     """
 
     def setup(self, trainer, pl_module, stage: str) -> None:
