@@ -44,14 +44,14 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
     Shapes must agree for every selected key (a checkpoint of another vocabulary or method fails with a message
     naming the key and both shapes). The file is read with ``weights_only=True``.
     """
-    from motion_text.checkpoint import read_checkpoint
+    from motion_text.checkpoint import CheckpointError, read_checkpoint
 
     path = Path(spec.ckpt).expanduser()
     hint = f" - run `{spec.hint}` first" if spec.hint else ""
     state = read_checkpoint(path, what="checkpoint for init_from", hint=hint)
     state = state.get("state_dict", state)
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a Lightning checkpoint or a state dict of tensors, found "
+        raise CheckpointError(f"{path}: expected a Lightning checkpoint or a state dict of tensors, found "
                          f"{type(state).__name__}")
     own = module.state_dict()
     selected: dict[str, torch.Tensor] = {}
@@ -66,12 +66,12 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
         if new_key not in own or not torch.is_tensor(value):
             continue
         if own[new_key].shape != value.shape:
-            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(value.shape)} but {new_key!r} of "
+            raise CheckpointError(f"{path}: tensor {key!r} has shape {tuple(value.shape)} but {new_key!r} of "
                              f"{type(module).__name__} has {tuple(own[new_key].shape)} (a checkpoint of another "
                              "method, vocabulary or size?)")
         selected[new_key] = value
     if not selected:
-        raise ValueError(f"{path}: no tensor matched prefixes {spec.prefixes or ['<all>']} with key map "
+        raise CheckpointError(f"{path}: no tensor matched prefixes {spec.prefixes or ['<all>']} with key map "
                          f"{spec.key_map} in {type(module).__name__} (a checkpoint of another method?)")
     module.load_state_dict(selected, strict=False)
     report = {"loaded": sorted(selected), "new": sorted(set(own) - set(selected))}

@@ -77,12 +77,18 @@ def test_ckpt_path_with_weights_of_another_shape(tiny_tmr_ckpt, tmp_path):
     assert "1 unexpected (e.g. ['extra.weight'])" in msg
 
 
-@pytest.mark.parametrize("kind", ["pickled", "truncated"])
-def test_init_from_damaged_through_the_cli_is_one_line(tiny_tmr_ckpt, tmp_path, kind):
-    bad = _bad_checkpoint(tmp_path / "init.ckpt", kind, tiny_tmr_ckpt.ckpt)
+@pytest.mark.parametrize("kind,expected", [("pickled", "not a readable weights-only checkpoint for init_from"),
+                                           ("truncated", "not a readable weights-only checkpoint for init_from"),
+                                           ("another method", "no tensor matched prefixes")])
+def test_init_from_damaged_through_the_cli_is_one_line(tiny_tmr_ckpt, tmp_path, kind, expected):
+    bad = tmp_path / "init.ckpt"
+    if kind == "another method":
+        torch.save({"state_dict": {"text.lm_head.weight": torch.zeros(3)}}, bad)
+    else:
+        _bad_checkpoint(bad, kind, tiny_tmr_ckpt.ckpt)
     msg = one_error_line(["fit", "--config", tiny_tmr_ckpt.config, "--trainer.fast_dev_run=1",
                           f"--model.init_args.init_from=[{{ckpt: {bad}}}]"])
-    assert msg.startswith(f"error: {bad}: not a readable weights-only checkpoint for init_from"), msg
+    assert msg.startswith(f"error: {bad}: {expected}"), msg
     assert "\n" not in msg
 
 
