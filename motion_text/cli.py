@@ -35,7 +35,17 @@ def available_configs() -> list[str]:
 
 
 def resolve_config(name: str) -> str:
-    """Return ``name`` if it is an existing path, else the packaged config of that name (with or without ``data/``)."""
+    """Return ``name`` if it is an existing path, else the packaged config of that name (with or without ``data/``).
+    An existing file that is not UTF-8 text (a checkpoint or a ``.npy`` given as ``--config``) stops with one line."""
+    if os.path.isfile(name):
+        try:
+            with open(name, "rb") as f:
+                f.read().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SystemExit(f"error: {name}: not a config (YAML) file: byte {e.object[e.start]:#04x} at offset "
+                             f"{e.start} is not UTF-8 text") from None
+        except OSError as e:
+            raise SystemExit(f"error: {name}: cannot read the config ({e})") from None
     if os.path.exists(name) or not name.endswith((".yaml", ".yml")):
         return name
     root = configs_dir()
@@ -77,6 +87,20 @@ def _make_cli_class():
                 parser.link_arguments(f"data.{src}", f"model.init_args.{dst}", apply_on="instantiate")
             # the DataModule's EpochSeededSampler shards across ranks itself and is seeded by (seed, epoch, index)
             parser.set_defaults({"trainer.use_distributed_sampler": False})
+
+        def parse_arguments(self, parser, args) -> None:
+            """Parse, then check ``--ckpt_path`` (missing / damaged file, another method's checkpoint, class paths
+            outside the package) before LightningCLI reads its hyper-parameters into the config."""
+            super().parse_arguments(parser, args)
+            from motion_text.checkpoint import check_resume_checkpoint
+
+            sub = self.config.get("subcommand")
+            seed = self.config[sub].get("seed_everything") if sub else None
+            if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
+                raise SystemExit(f"error: --seed_everything must be in [0, 2**32 - 1] (numpy's range), got {seed}")
+            if sub:
+                check_resume_checkpoint(self.config[sub].get("ckpt_path"), self.config[sub].get("model"),
+                                        trust_hint="; pass --weights_only=false only for a checkpoint you trust")
 
         def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
             kwargs = super()._prepare_subcommand_kwargs(subcommand)
@@ -123,6 +147,21 @@ def _tool_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _synth(ns: argparse.Namespace) -> int:
+    if ns.format == "aistpp":
+        from motion_text.data.synthetic_aistpp import generate_aistpp
+
+        generate_aistpp(ns.out, num=ns.num, seed=ns.seed, quiet=ns.quiet)
+    else:
+        from motion_text.data.synthetic import generate_dataset
+
+        r = generate_dataset(ns.out, ns.format, ns.num, ns.seed, layout=ns.layout, workers=ns.workers,
+                             quiet=ns.quiet)
+        if not ns.quiet:
+            print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
+    return 0
+
+
 def _run_tool(args: list[str]) -> int:
     parser = _tool_parser()
     ns, extra = parser.parse_known_args(args)
@@ -134,18 +173,10 @@ def _run_tool(args: list[str]) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if ns.command == "synth":
-        if ns.format == "aistpp":
-            from motion_text.data.synthetic_aistpp import generate_aistpp
-
-            generate_aistpp(ns.out, num=ns.num, seed=ns.seed, quiet=ns.quiet)
-        else:
-            from motion_text.data.synthetic import generate_dataset
-
-            r = generate_dataset(ns.out, ns.format, ns.num, ns.seed, layout=ns.layout, workers=ns.workers,
-                                 quiet=ns.quiet)
-            if not ns.quiet:
-                print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
-        return 0
+        try:
+            return _synth(ns)
+        except (ValueError, OSError) as e:  # a bad --num / --workers, an --out that cannot be written
+            raise SystemExit(f"error: {e}") from None
     if ns.command == "convert":
         from motion_text import convert
 
@@ -172,6 +203,18 @@ def _run_tool(args: list[str]) -> int:
     return 2
 
 
+def _wrapped_user_error(e: BaseException, types: tuple[type, ...]) -> BaseException | None:
+    """The first exception of ``types`` in ``e``'s chain of causes (jsonargparse re-raises errors of a class's
+    ``__init__``, such as a damaged ``init_from`` checkpoint, inside its own)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, types):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity", "terms",
                  "counts")
 
@@ -187,17 +230,25 @@ def main(args: list[str] | None = None) -> int:
     # main() always passes the (resolved) command line explicitly
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_cls, method_cls, dm_cls = _make_cli_class()
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from motion_text.checkpoint import CheckpointError
     from motion_text.data.readers import DataError
 
     try:
         cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=args, save_config_kwargs={"overwrite": True})
-    except DataError as e:  # a dataset problem: one message naming the file, no traceback
+    except (DataError, CheckpointError) as e:  # a dataset or checkpoint problem: one message naming the file
         raise SystemExit(f"error: {e}") from None
+    except MisconfigurationException as e:  # Lightning's check of trainer arguments (fast_dev_run=-1, ...)
+        raise SystemExit(f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
     except pickle.UnpicklingError as e:  # a --ckpt_path holding objects other than weights
         first = str(e).strip().splitlines()[0]
         raise SystemExit(f"error: the checkpoint holds objects other than weights and was not loaded ({first}); "
                          "pass --weights_only=false only for a checkpoint you trust") from None
-    except ValueError as e:  # jsonargparse wraps a missing text model into its own error: show the model's message
+    except ValueError as e:  # jsonargparse wraps errors raised while building the model into its own
+        cause = _wrapped_user_error(e, (DataError, CheckpointError))
+        if cause is not None:
+            raise SystemExit(f"error: {cause}") from None
         lines = [ln.strip(" -") for ln in str(e).splitlines() if "Could not load text model" in ln]
         if lines:
             raise SystemExit(f"error: {lines[0]}") from None

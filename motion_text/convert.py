@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from motion_text.checkpoint import read_checkpoint
+
 __all__ = ["convert_tmr", "tmr_hparams", "TMR_MODULES"]
 
 TMR_MODULES = ("motion_encoder", "text_encoder", "motion_decoder")
@@ -51,13 +53,16 @@ def _official_state(src: Path) -> dict[str, torch.Tensor]:
             f = wdir / f"{name}.pt"
             if not f.exists():
                 raise FileNotFoundError(f"{f}: missing; expected TMR's last_weights/{{{','.join(TMR_MODULES)}}}.pt")
-            for k, v in torch.load(f, map_location="cpu", weights_only=True).items():
+            for k, v in read_checkpoint(f, what="TMR weights file").items():
                 state[f"{name}.{k}"] = v
         return state
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such TMR run folder or checkpoint")
-    ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    return dict(ckpt.get("state_dict", ckpt))
+    ckpt = read_checkpoint(src, what="TMR checkpoint")
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, dict):
+        raise ValueError(f"{src}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
+    return {str(k): v for k, v in state.items() if torch.is_tensor(v)}
 
 
 def convert_tmr(src: str | Path, out: str | Path, text_model: str = "distilbert-base-uncased") -> Path:
@@ -99,7 +104,10 @@ def add_parser(sub) -> None:
 def run(ns: argparse.Namespace) -> int:
     if ns.source in OFFICIAL_SOURCES:
         return run_official(ns)
-    out = convert_tmr(ns.src, ns.out, text_model=ns.text_model)
+    try:
+        out = convert_tmr(ns.src, ns.out, text_model=ns.text_model)
+    except (ValueError, OSError) as e:  # a missing, damaged or foreign source, an unwritable --out: one line
+        raise SystemExit(f"error: {e}") from None
     print(f"wrote {out}")
     return 0
 

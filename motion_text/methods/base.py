@@ -44,18 +44,14 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
     Shapes must agree for every selected key (a checkpoint of another vocabulary or method fails with a message
     naming the key and both shapes). The file is read with ``weights_only=True``.
     """
+    from motion_text.checkpoint import CheckpointError, read_checkpoint
+
     path = Path(spec.ckpt).expanduser()
-    if not path.exists():
-        hint = f" - run `{spec.hint}` first" if spec.hint else ""
-        raise FileNotFoundError(f"{path}: checkpoint for init_from not found{hint}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated, foreign or pickled-object files: one message naming the file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path}: not a readable weights-only checkpoint ({type(e).__name__}: {first})") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    hint = f" - run `{spec.hint}` first" if spec.hint else ""
+    state = read_checkpoint(path, what="checkpoint for init_from", hint=hint)
+    state = state.get("state_dict", state)
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a Lightning checkpoint or a state dict of tensors, found "
+        raise CheckpointError(f"{path}: expected a Lightning checkpoint or a state dict of tensors, found "
                          f"{type(state).__name__}")
     own = module.state_dict()
     selected: dict[str, torch.Tensor] = {}
@@ -70,12 +66,12 @@ def load_weights(module: torch.nn.Module, spec: InitFrom) -> dict[str, list[str]
         if new_key not in own or not torch.is_tensor(value):
             continue
         if own[new_key].shape != value.shape:
-            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(value.shape)} but {new_key!r} of "
+            raise CheckpointError(f"{path}: tensor {key!r} has shape {tuple(value.shape)} but {new_key!r} of "
                              f"{type(module).__name__} has {tuple(own[new_key].shape)} (a checkpoint of another "
                              "method, vocabulary or size?)")
         selected[new_key] = value
     if not selected:
-        raise ValueError(f"{path}: no tensor matched prefixes {spec.prefixes or ['<all>']} with key map "
+        raise CheckpointError(f"{path}: no tensor matched prefixes {spec.prefixes or ['<all>']} with key map "
                          f"{spec.key_map} in {type(module).__name__} (a checkpoint of another method?)")
     module.load_state_dict(selected, strict=False)
     report = {"loaded": sorted(selected), "new": sorted(set(own) - set(selected))}
@@ -132,6 +128,30 @@ class MotionTextMethod(L.LightningModule):
         """Lightning's loader; ``init_from`` is not replayed (the checkpoint already holds those weights)."""
         kwargs.setdefault("init_from", [])
         return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict``; a checkpoint whose keys or shapes do not fit this model (one of another
+        method or configuration, e.g. a lexical checkpoint under a TMR config) is a
+        :class:`~motion_text.checkpoint.CheckpointError` naming the file (Lightning's ``ckpt_path``) with counts and
+        examples of the missing, unexpected and misshaped keys, instead of torch's list of every key."""
+        from motion_text.checkpoint import CheckpointError
+
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as e:
+            if "Error(s) in loading state_dict" not in str(e):
+                raise
+            own = self.state_dict()
+            missing = sorted(set(own) - set(state_dict)) if strict else []
+            unexpected = sorted(set(state_dict) - set(own)) if strict else []
+            shapes = sorted(k for k in set(own) & set(state_dict) if torch.is_tensor(state_dict[k])
+                            and tuple(state_dict[k].shape) != tuple(own[k].shape))
+            parts = [f"{len(keys)} {label} (e.g. {keys[:3]})" for label, keys in
+                     (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if keys]
+            source = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+            raise CheckpointError(f"{source or 'checkpoint'}: its weights do not fit {type(self).__name__}: "
+                                  f"{'; '.join(parts) or str(e).splitlines()[0]} (a checkpoint of another method "
+                                  "or configuration?)") from None
 
     def configure_callbacks(self):
         """Atomic checkpoint files and a ``last.ckpt`` on SIGTERM (see :class:`~motion_text.callbacks.CrashSafeCheckpoints`);

@@ -12,6 +12,9 @@ Each follows the official evaluation code (EricGuo5513/text-to-motion, ``utils/m
   :mod:`motion_text.metrics.distribution`;
 - :func:`multimodality` (``calculate_multimodality``, 10 pairs per caption out of 30 generations of 100 captions).
 
+:func:`r_precision`, :func:`matching_score` and :func:`score_embeddings` are the same measures in a retrieval model's
+embedding space (cosine similarity, ``motion-text score``'s default, as TMR proposes).
+
 The official functions draw their pairs with the global ``np.random``; here a ``seed`` gives
 ``np.random.RandomState(seed)``, which draws the same pairs as ``np.random.seed(seed)`` followed by the official call.
 """
@@ -22,13 +25,14 @@ import logging
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from motion_text.metrics.distribution import fid, frechet_distance
 from motion_text.metrics.distribution import gaussian_fit as activation_statistics
 from motion_text.metrics.distribution import sampled_diversity as diversity
 
 __all__ = ["euclidean_distance_matrix", "guo_matching", "activation_statistics", "frechet_distance", "fid",
-           "diversity", "multimodality"]
+           "diversity", "multimodality", "r_precision", "matching_score", "score_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +96,55 @@ def multimodality(emb: torch.Tensor | np.ndarray, times: int = 10, seed: int = 0
     rng = np.random.RandomState(seed)
     first, second = rng.choice(x.shape[1], times, replace=False), rng.choice(x.shape[1], times, replace=False)
     return float(np.linalg.norm(x[:, first] - x[:, second], axis=2).mean())
+
+
+# ---- in a retrieval model's space (cosine similarity; motion-text score's default) ------------------------------------
+def _cosine(text: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    return F.normalize(text.double(), dim=-1) @ F.normalize(motion.double(), dim=-1).T
+
+
+def r_precision(text_emb: torch.Tensor, motion_emb: torch.Tensor, batch_size: int = 32, top_k: int = 3,
+                seed: int = 0) -> list[float]:
+    """R-precision top-1..top_k of Guo et al. (CVPR 2022), with cosine similarity as the score.
+
+    Row i of ``text_emb`` (N, D) is the caption of row i of ``motion_emb`` (N, D). The items are permuted with
+    ``np.random.RandomState(seed)``, cut into batches of ``batch_size`` (the remainder dropped) and, in each batch,
+    every motion's own caption is ranked among the batch's captions; returns the fractions (in [0, 1]) of motions whose
+    caption is within the first 1, ..., ``top_k`` (a tie counts against the ground truth).
+    """
+    n = text_emb.shape[0]
+    if motion_emb.shape[0] != n:
+        raise ValueError(f"{n} captions but {motion_emb.shape[0]} motions")
+    if n < batch_size:
+        raise ValueError(f"R-precision needs at least batch_size={batch_size} motions, got {n}")
+    perm = np.random.RandomState(seed).permutation(n)
+    hits = np.zeros(top_k)
+    n_batches = n // batch_size
+    for b in range(n_batches):
+        idx = torch.as_tensor(perm[b * batch_size : (b + 1) * batch_size])
+        sims = _cosine(motion_emb[idx], text_emb[idx])  # (B motions, B captions)
+        gt = sims.diagonal()
+        rank = (sims >= gt[:, None]).sum(1) - 1  # captions scoring at least as high as the right one, minus itself
+        for k in range(top_k):
+            hits[k] += float((rank <= k).sum())
+    return (hits / (n_batches * batch_size)).tolist()
+
+
+def matching_score(text_emb: torch.Tensor, motion_emb: torch.Tensor) -> dict[str, float]:
+    """Mean cosine similarity (``matching_score``) and mean Euclidean distance of the L2-normalised embeddings
+    (``matching_l2``) of matched (caption, motion) rows; Guo et al.'s matching score is the latter on their features."""
+    t, m = F.normalize(text_emb.double(), dim=-1), F.normalize(motion_emb.double(), dim=-1)
+    return {"matching_score": float((t * m).sum(-1).mean()), "matching_l2": float((t - m).norm(dim=-1).mean())}
+
+
+def score_embeddings(text_emb: torch.Tensor, motion_emb: torch.Tensor, real_emb: torch.Tensor | None = None,
+                     batch_size: int = 32, diversity_times: int = 300, seed: int = 0) -> dict[str, float]:
+    """All metrics of generated motions (N, D) with their captions (N, D), FID against ``real_emb`` when given."""
+    top = r_precision(text_emb, motion_emb, batch_size=batch_size, top_k=3, seed=seed)
+    out = {f"R_precision_top{k + 1}": v for k, v in enumerate(top)}
+    out.update(matching_score(text_emb, motion_emb))
+    if real_emb is not None:
+        out["fid"] = fid(motion_emb, real_emb)
+    out["diversity"] = diversity(motion_emb, diversity_times, seed)
+    out["num_motions"] = float(len(motion_emb))
+    return out

@@ -271,18 +271,36 @@ class SparseIndex:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"no index file at {str(path)!r}")
-        with np.load(path, allow_pickle=False) as z:
-            backend = str(z["backend"]) if "backend" in z else "?"
-            if backend != cls.backend:
-                raise ValueError(f"{str(path)!r} holds a {backend!r} index, not {cls.backend!r}")
-            version = int(z["format_version"])
-            if version != INDEX_FORMAT_VERSION:
-                raise ValueError(f"{str(path)!r} has index format {version}, this code reads {INDEX_FORMAT_VERSION}")
-            shape = tuple(int(s) for s in z["shape"])
-            post = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            vocab = [str(v) for v in z["vocab"]] if bool(z["has_vocab"]) else None
-            top_k = int(z["top_k"])
-            return cls(post, keys=z["keys"], vocab=vocab, top_k=None if top_k < 0 else top_k)
+        try:
+            z = np.load(path, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - truncated, random bytes, pickled objects: one message naming the file
+            raise ValueError(f"{path}: not a readable index file ({type(e).__name__}: {str(e)[:160]})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: expected an index (.npz archive written by `motion-text index`), found a "
+                             ".npy array")
+        try:
+            with z:
+                return cls._from_npz(z, path)
+        except KeyError as e:
+            raise ValueError(f"{path}: not an index written by `motion-text index` (no {e.args[0]!r} array)") from None
+        except Exception as e:  # noqa: BLE001 - damaged members (bad zip CRC, wrong shapes): name the file
+            if isinstance(e, ValueError) and str(path) in str(e):
+                raise
+            raise ValueError(f"{path}: damaged index file ({type(e).__name__}: {str(e)[:160]})") from None
+
+    @classmethod
+    def _from_npz(cls, z, path: Path) -> SparseIndex:
+        backend = str(z["backend"]) if "backend" in z else "?"
+        if backend != cls.backend:
+            raise ValueError(f"{str(path)!r} holds a {backend!r} index, not {cls.backend!r}")
+        version = int(z["format_version"])
+        if version != INDEX_FORMAT_VERSION:
+            raise ValueError(f"{str(path)!r} has index format {version}, this code reads {INDEX_FORMAT_VERSION}")
+        shape = tuple(int(s) for s in z["shape"])
+        post = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+        vocab = [str(v) for v in z["vocab"]] if bool(z["has_vocab"]) else None
+        top_k = int(z["top_k"])
+        return cls(post, keys=z["keys"], vocab=vocab, top_k=None if top_k < 0 else top_k)
 
 
 def load_index(path: str | Path) -> Any:

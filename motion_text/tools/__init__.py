@@ -10,23 +10,42 @@ import argparse
 import functools
 from collections.abc import Callable
 
-__all__ = ["add_retrieve_parser", "add_score_parser", "add_counts_parser", "TOOL_NAMES", "user_errors"]
+__all__ = ["add_retrieve_parser", "add_score_parser", "add_counts_parser", "TOOL_NAMES", "user_errors",
+           "check_counts"]
 
 TOOL_NAMES = ("retrieve", "score", "counts")
 
 
 def user_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a tool's entry point so that a user error (missing file, bad value) ends with one ``error:`` line
-    instead of a traceback."""
+    """Wrap a tool's entry point so that a user error (missing or unwritable file, bad value) ends with one ``error:``
+    line instead of a traceback."""
 
     @functools.wraps(run)
     def wrapped(ns: argparse.Namespace) -> int:
         try:
             return run(ns)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, OSError) as e:  # OSError: a missing input, an output path that cannot be written
             raise SystemExit(f"error: {e}") from None
 
     return wrapped
+
+
+#: the most DataLoader worker processes a tool starts (a typo such as ``--num-workers 80000`` would fork them all)
+MAX_WORKERS = 256
+
+
+def check_counts(ns: argparse.Namespace) -> None:
+    """``ValueError`` for a ``--batch-size`` / ``--diversity-times`` / ``--count`` / ``--top`` below 1, a negative
+    ``--terms``, a ``--num-workers`` outside [0, :data:`MAX_WORKERS`] or a ``--max-len`` below 2, naming the option and
+    the value (those present in ``ns``)."""
+    workers = getattr(ns, "num_workers", None)
+    if workers is not None and workers > MAX_WORKERS:
+        raise ValueError(f"--num-workers must be <= {MAX_WORKERS}, got {workers}")
+    for name, low in (("batch_size", 1), ("diversity_times", 1), ("count", 1), ("top", 1), ("terms", 0),
+                      ("num_workers", 0), ("max_len", 2)):
+        value = getattr(ns, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
 
 
 def add_retrieve_parser(sub) -> argparse.ArgumentParser:

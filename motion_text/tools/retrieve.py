@@ -1,8 +1,8 @@
 """``motion-text retrieve``: search the motions of a split for a caption, or its captions for a motion.
 
 The method is restored with ``<Class>.load_from_checkpoint(ckpt, weights_only=True)``, its class named by the
-checkpoint's ``hyper_parameters["_class_path"]`` (imported, then required to be a
-:class:`~motion_text.methods.retrieval.RetrievalMethod`; nothing is unpickled). The gallery is the split of the
+checkpoint's ``hyper_parameters["_class_path"]`` (checked against the project's method modules before it is imported,
+then required to be a :class:`~motion_text.methods.retrieval.RetrievalMethod`; nothing is unpickled). The gallery is the split of the
 :class:`~motion_text.data.datamodule.MotionTextDataModule` described by a data config, encoded exactly as the
 evaluation loop does (normalised features, first ``max_len`` frames); its embeddings are cached next to the
 checkpoint in ``<ckpt stem>.gallery-<split>-<hash>.pt``, the hash covering the checkpoint file (path, size, mtime),
@@ -13,7 +13,6 @@ the dataset roots and the split options. Scores are the method's retrieval score
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import re
@@ -27,15 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from motion_text.tools import user_errors
+from motion_text.tools import check_counts, user_errors
 
 __all__ = ["load_method", "checkpoint_class", "load_datamodule", "split_dataset", "encode_motions", "encode_arrays",
-           "encode_texts", "rank", "Hit", "Gallery", "build_gallery", "gallery_cache_path", "search_motions",
+           "encode_texts", "rank", "Hit", "Gallery", "build_gallery", "gallery_cache_path",
+           "gallery_fingerprint", "load_feature_file", "search_motions",
            "search_captions", "resolve_motion_query", "item_joints", "skeleton_for", "render_hits", "run"]
 
 log = logging.getLogger(__name__)
 
-_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _CACHE_VERSION = 1
 
 
@@ -43,46 +42,54 @@ _CACHE_VERSION = 1
 def checkpoint_class(ckpt: str | Path) -> type:
     """The :class:`RetrievalMethod` subclass named by a checkpoint's ``hyper_parameters["_class_path"]``.
 
-    The file is read with ``weights_only=True``; the class is imported by name and must subclass
-    :class:`~motion_text.methods.retrieval.RetrievalMethod`, otherwise a ``ValueError`` names what was found.
+    The file is read with ``weights_only=True`` (:func:`~motion_text.checkpoint.read_checkpoint`); the name must be a
+    class of the project's method modules, checked before anything is imported, and subclass
+    :class:`~motion_text.methods.retrieval.RetrievalMethod` (:func:`~motion_text.checkpoint.method_class`); otherwise
+    a :class:`~motion_text.checkpoint.CheckpointError` (a ``ValueError``) names the file and what was found.
     """
+    from motion_text.checkpoint import check_class_paths, method_class, read_checkpoint
     from motion_text.methods.retrieval import RetrievalMethod
 
     path = Path(ckpt).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    hp = state.get("hyper_parameters") if isinstance(state, dict) else None
-    class_path = (hp or {}).get("_class_path")
-    if not isinstance(class_path, str) or not _CLASS_PATH.fullmatch(class_path):
-        raise ValueError(f"{path}: hyper_parameters has no usable '_class_path' (got {class_path!r}); expected a "
-                         "checkpoint written by `motion-text fit` or `motion-text convert`")
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name, None)
-    except ImportError as e:
-        raise ValueError(f"{path}: cannot import the checkpoint's class {class_path!r} ({e})") from None
-    if not (isinstance(cls, type) and issubclass(cls, RetrievalMethod)):
-        raise ValueError(f"{path}: {class_path!r} is not a retrieval method (a subclass of "
-                         "motion_text.methods.retrieval.RetrievalMethod)")
+    state = read_checkpoint(path, mmap=True)
+    hp = state.get("hyper_parameters")
+    class_path = hp.get("_class_path") if isinstance(hp, dict) else None
+    cls = method_class(class_path, RetrievalMethod, source=path)
+    check_class_paths(hp, source=path)
     return cls
 
 
 def load_method(ckpt: str | Path, device: str | torch.device = "cpu"):
     """Restore a retrieval method from a checkpoint (weights only), in eval mode on ``device``."""
+    from motion_text.checkpoint import CheckpointError
+
     cls = checkpoint_class(ckpt)
     device = _device(device)
-    method = cls.load_from_checkpoint(str(Path(ckpt).expanduser()), map_location="cpu", weights_only=True)
+    path = Path(ckpt).expanduser()
+    try:
+        method = cls.load_from_checkpoint(str(path), map_location="cpu", weights_only=True)
+    except CheckpointError as e:  # weights that do not fit the class the checkpoint names
+        raise CheckpointError(str(e).replace("checkpoint: ", f"{path}: ", 1)) from None
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as e:  # hyper-parameters of another version
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path}: cannot rebuild {cls.__name__} from the checkpoint's hyper_parameters "
+                              f"({type(e).__name__}: {first})") from None
     return method.to(device).eval()
 
 
 def _device(device: str | torch.device) -> torch.device:
+    """``--device``: ``auto`` (cuda when available) or a torch device that exists here, else ``ValueError``."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device {device!r}: {str(e).splitlines()[0] if str(e) else 'not a torch device'}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {device!r}: {torch.cuda.device_count()} CUDA device(s) available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {device!r}: expected cpu, cuda[:N], mps or auto")
+    return dev
 
 
 def load_datamodule(data: str | Path | dict, **overrides):
@@ -105,7 +112,11 @@ def load_datamodule(data: str | Path | dict, **overrides):
         path = Path(resolve_config(str(data))).expanduser()
         if not path.is_file():
             raise ValueError(f"data config {str(data)!r} is neither a file nor a packaged config")
-        cfg, base = yaml.safe_load(path.read_text()) or {}, path.parent
+        try:
+            cfg, base = yaml.safe_load(path.read_text(encoding="utf-8")) or {}, path.parent
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ValueError(f"{path}: not a readable YAML data config ({type(e).__name__}: {first[:160]})") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"data config {data!r} must be a mapping of DataModule init args, got {type(cfg).__name__}")
     if "data" in cfg and {"model", "trainer", "seed_everything"} & set(cfg):  # a full training config
@@ -283,7 +294,41 @@ def gallery_cache_path(ckpt: str | Path, dm, split: str) -> Path:
     return ckpt.with_name(f"{ckpt.stem}.gallery-{safe_split}-{digest}.pt")
 
 
-def _read_cache(path: Path | None, keys: list[str]) -> dict:
+def gallery_fingerprint(ckpt: str | Path, dataset) -> str:
+    """Hash of what the cached embeddings were computed from: the checkpoint file (size, mtime), every motion file
+    of the split (path, size, mtime, frame range; also its joints file), the captions and the Mean/Std values.
+
+    Stored in the cache and compared when it is read, so motion files rewritten in place (same names, new content)
+    or new statistics re-encode the gallery instead of serving the old rankings.
+    """
+    h = hashlib.sha1()
+    st = Path(ckpt).expanduser().stat()
+    h.update(f"ckpt {st.st_size} {st.st_mtime_ns}\n".encode())
+    stats: dict[Path, tuple[int, int]] = {}
+
+    def stat(p: Path | None) -> tuple[int, int]:
+        if p is None:
+            return (-1, -1)
+        if p not in stats:
+            try:
+                s = Path(p).stat()
+                stats[p] = (s.st_size, s.st_mtime_ns)
+            except OSError:
+                stats[p] = (-1, -1)
+        return stats[p]
+
+    for si, src in enumerate(dataset.sources):
+        h.update(f"source {si} {src.name}\n".encode())
+        h.update(np.ascontiguousarray(src.mean, dtype=np.float64).tobytes())
+        h.update(np.ascontiguousarray(src.std, dtype=np.float64).tobytes())
+    for si, ii, *_ in dataset.entries:
+        item = dataset.sources[si].items[ii]
+        h.update(json.dumps([item.key, str(item.path), stat(item.path), item.start, item.end,
+                             str(item.joints_path), stat(item.joints_path), list(item.captions)]).encode())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path | None, keys: list[str], fingerprint: str | None = None) -> dict:
     if path is None or not path.is_file():
         return {}
     try:
@@ -293,6 +338,9 @@ def _read_cache(path: Path | None, keys: list[str]) -> dict:
         return {}
     if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or data.get("keys") != keys:
         log.info("gallery cache %s does not match the split; recomputing", path)
+        return {}
+    if fingerprint is not None and data.get("fingerprint") != fingerprint:
+        log.info("gallery cache %s: the checkpoint or the split's files changed; recomputing", path)
         return {}
     return data
 
@@ -309,12 +357,14 @@ def _write_cache(path: Path | None, data: dict) -> None:
 
 
 def build_gallery(method, dataset, motions: bool = True, captions: bool = False, cache: Path | None = None,
-                  batch_size: int = 64, num_workers: int = 0, quiet: bool = False) -> Gallery:
-    """Encode (or read from ``cache``) the motions and/or all captions of an evaluation dataset."""
+                  batch_size: int = 64, num_workers: int = 0, quiet: bool = False,
+                  fingerprint: str | None = None) -> Gallery:
+    """Encode (or read from ``cache``) the motions and/or all captions of an evaluation dataset; a cache whose
+    ``fingerprint`` (:func:`gallery_fingerprint`) differs is recomputed."""
     keys = [dataset.item(i).key for i in range(len(dataset))]
     caps = [list(dataset.item(i).captions) for i in range(len(dataset))]
     gallery = Gallery(keys, caps)
-    data = _read_cache(cache, keys)
+    data = _read_cache(cache, keys, fingerprint)
     dirty = False
     if motions:
         if "motion_emb" not in data:
@@ -331,7 +381,7 @@ def build_gallery(method, dataset, motions: bool = True, captions: bool = False,
             dirty = True
         gallery.caption_emb, gallery.caption_owner = data["caption_emb"], owner
     if dirty:
-        data.update(version=_CACHE_VERSION, keys=keys)
+        data.update(version=_CACHE_VERSION, keys=keys, fingerprint=fingerprint)
         _write_cache(cache, data)
     return gallery
 
@@ -392,13 +442,29 @@ def item_joints(dataset, index: int, max_frames: int | None = None):
 
 
 def load_feature_file(path: str | Path, nfeats: int) -> np.ndarray:
-    """Unnormalised features (T, nfeats) from a ``.npy`` file (leading singleton axes are dropped)."""
+    """Unnormalised features (T, nfeats), T >= 2, from a ``.npy`` file (leading singleton axes are dropped); any
+    problem (not a numpy file, pickled objects, wrong shape or dtype, fewer than 2 frames, NaN) is a ``ValueError``
+    naming the file. The data readers skip motions of fewer than 2 frames (``fewer than 2 frames``)."""
     path = Path(path).expanduser()
-    arr = np.load(path, allow_pickle=False)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: motion file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - truncated, random bytes, pickled objects: one message naming the file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: not a readable .npy motion file ({type(e).__name__}: {first[:160]})") from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        arr.close()
+        raise ValueError(f"{path}: expected a .npy array, found a .npz archive")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{path}: expected numeric features, found dtype {arr.dtype}")
     while arr.ndim > 2 and arr.shape[0] == 1:
         arr = arr[0]
     if arr.ndim != 2 or arr.shape[1] != nfeats or len(arr) == 0:
         raise ValueError(f"{path}: expected unnormalised features of shape (T, {nfeats}), got {arr.shape}")
+    if len(arr) < 2:
+        raise ValueError(f"{path}: {len(arr)} frame; a motion needs at least 2 frames (the data readers skip such "
+                         "motions as 'fewer than 2 frames')")
     if not np.isfinite(arr).all():
         raise ValueError(f"{path}: features contain NaN or Inf")
     return arr.astype(np.float32)
@@ -474,6 +540,13 @@ def run(ns) -> int:
     """Entry point of ``motion-text retrieve`` (``ns`` from :func:`motion_text.tools.add_retrieve_parser`)."""
     if ns.k < 1:
         raise ValueError(f"-k must be >= 1, got {ns.k}")
+    check_counts(ns)
+    for q in ns.query or []:
+        if not q.strip():
+            raise ValueError(f"--query {q!r}: empty caption (give the words to search for)")
+    for m in ns.motion or []:
+        if not m.strip():
+            raise ValueError("--motion '': give a key id of the split or a .npy file")
     method = load_method(ns.ckpt, ns.device)
     dm = load_datamodule(ns.data, num_workers=ns.num_workers)
     if dm.feature_dim != method.nfeats:
@@ -481,11 +554,12 @@ def run(ns) -> int:
                          f"expects {method.nfeats}")
     dataset = split_dataset(dm, ns.split)
     cache = None if ns.no_cache else gallery_cache_path(ns.ckpt, dm, ns.split)
+    fingerprint = None if ns.no_cache else gallery_fingerprint(ns.ckpt, dataset)
     workers = dm.num_workers if ns.num_workers is None else ns.num_workers
     if ns.query:
         direction = "text-to-motion"
         gallery = build_gallery(method, dataset, motions=True, cache=cache, batch_size=ns.batch_size,
-                                num_workers=workers, quiet=ns.quiet)
+                                num_workers=workers, quiet=ns.quiet, fingerprint=fingerprint)
         labels = list(ns.query)
         hits = search_motions(method, gallery, labels, ns.k)
         if ns.render:
@@ -494,7 +568,8 @@ def run(ns) -> int:
     else:
         direction = "motion-to-text"
         gallery = build_gallery(method, dataset, motions=False, captions=True, cache=cache,
-                                batch_size=ns.batch_size, num_workers=workers, quiet=ns.quiet)
+                                batch_size=ns.batch_size, num_workers=workers, quiet=ns.quiet,
+                                fingerprint=fingerprint)
         queries = [resolve_motion_query(m, dataset, method.nfeats, dm.max_len) for m in ns.motion]
         labels = [q[0] for q in queries]
         emb = encode_arrays(method, [q[1] for q in queries], ns.batch_size)

@@ -29,68 +29,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from motion_text.data.readers import read_text
-from motion_text.metrics.generation import diversity, fid, frechet_distance
+from motion_text.metrics.generation import (  # noqa: F401  (re-exported: the metrics of this command)
+    diversity,
+    fid,
+    frechet_distance,
+    matching_score,
+    r_precision,
+    score_embeddings,
+)
 from motion_text.tools import user_errors
 
 __all__ = ["r_precision", "matching_score", "frechet_distance", "fid", "diversity", "read_captions",
            "load_generated", "score_embeddings", "run", "run_guo", "caption_tokens"]
 
 log = logging.getLogger(__name__)
-
-
-# ---- metrics (pure functions) ----------------------------------------------------------------------------------------
-def _cosine(text: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
-    return F.normalize(text.double(), dim=-1) @ F.normalize(motion.double(), dim=-1).T
-
-
-def r_precision(text_emb: torch.Tensor, motion_emb: torch.Tensor, batch_size: int = 32, top_k: int = 3,
-                seed: int = 0) -> list[float]:
-    """R-precision top-1..top_k of Guo et al. (CVPR 2022), with cosine similarity as the score.
-
-    Row i of ``text_emb`` (N, D) is the caption of row i of ``motion_emb`` (N, D). The items are permuted with
-    ``np.random.RandomState(seed)``, cut into batches of ``batch_size`` (the remainder dropped) and, in each batch,
-    every motion's own caption is ranked among the batch's captions; returns the fractions (in [0, 1]) of motions whose
-    caption is within the first 1, ..., ``top_k`` (a tie counts against the ground truth).
-    """
-    n = text_emb.shape[0]
-    if motion_emb.shape[0] != n:
-        raise ValueError(f"{n} captions but {motion_emb.shape[0]} motions")
-    if n < batch_size:
-        raise ValueError(f"R-precision needs at least batch_size={batch_size} motions, got {n}")
-    perm = np.random.RandomState(seed).permutation(n)
-    hits = np.zeros(top_k)
-    n_batches = n // batch_size
-    for b in range(n_batches):
-        idx = torch.as_tensor(perm[b * batch_size : (b + 1) * batch_size])
-        sims = _cosine(motion_emb[idx], text_emb[idx])  # (B motions, B captions)
-        gt = sims.diagonal()
-        rank = (sims >= gt[:, None]).sum(1) - 1  # captions scoring at least as high as the right one, minus itself
-        for k in range(top_k):
-            hits[k] += float((rank <= k).sum())
-    return (hits / (n_batches * batch_size)).tolist()
-
-
-def matching_score(text_emb: torch.Tensor, motion_emb: torch.Tensor) -> dict[str, float]:
-    """Mean cosine similarity (``matching_score``) and mean Euclidean distance of the L2-normalised embeddings
-    (``matching_l2``) of matched (caption, motion) rows; Guo et al.'s matching score is the latter on their features."""
-    t, m = F.normalize(text_emb.double(), dim=-1), F.normalize(motion_emb.double(), dim=-1)
-    return {"matching_score": float((t * m).sum(-1).mean()), "matching_l2": float((t - m).norm(dim=-1).mean())}
-
-
-def score_embeddings(text_emb: torch.Tensor, motion_emb: torch.Tensor, real_emb: torch.Tensor | None = None,
-                     batch_size: int = 32, diversity_times: int = 300, seed: int = 0) -> dict[str, float]:
-    """All metrics of generated motions (N, D) with their captions (N, D), FID against ``real_emb`` when given."""
-    top = r_precision(text_emb, motion_emb, batch_size=batch_size, top_k=3, seed=seed)
-    out = {f"R_precision_top{k + 1}": v for k, v in enumerate(top)}
-    out.update(matching_score(text_emb, motion_emb))
-    if real_emb is not None:
-        out["fid"] = fid(motion_emb, real_emb)
-    out["diversity"] = diversity(motion_emb, diversity_times, seed)
-    out["num_motions"] = float(len(motion_emb))
-    return out
 
 
 # ---- inputs ----------------------------------------------------------------------------------------------------------
@@ -142,14 +96,35 @@ def load_generated(motions_dir: str | Path, captions: dict[str, str], nfeats: in
 
 
 # ---- command ---------------------------------------------------------------------------------------------------------
+def _load_stat(path: str, option: str) -> np.ndarray:
+    """A ``Mean.npy`` / ``Std.npy`` given on the command line, finite and (for ``--std``) positive."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {option} file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - truncated, random bytes, pickled objects: one message naming the file
+        raise ValueError(f"{path}: not a readable .npy file for {option} ({type(e).__name__}: {str(e)[:160]})"
+                         ) from None
+    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{path}: {option} must be a numeric array")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: {option} contains NaN or Inf")
+    if option == "--std" and (arr <= 0).any():
+        raise ValueError(f"{path}: {int((arr <= 0).sum())} of {arr.size} entries are <= 0; normalising would "
+                         "divide by zero")
+    return arr
+
+
 def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
     mean = std = None
     if real_ds is not None:
         mean, std = real_ds.sources[0].mean, real_ds.sources[0].std
     if ns.mean:
-        mean = np.load(Path(ns.mean).expanduser(), allow_pickle=False)
+        mean = _load_stat(ns.mean, "--mean")
     if ns.std:
-        std = np.load(Path(ns.std).expanduser(), allow_pickle=False)
+        std = _load_stat(ns.std, "--std")
     if mean is None or std is None:
         raise ValueError("normalisation statistics needed: give --stats-from <data config> or both --mean and --std")
     return np.asarray(mean, np.float32), np.asarray(std, np.float32)
@@ -158,10 +133,12 @@ def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
 @user_errors
 def run(ns) -> int:
     """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`)."""
-    if getattr(ns, "evaluator", "tmr") == "guo":
-        return run_guo(ns)
+    from motion_text.tools import check_counts
     from motion_text.tools import retrieve as R
 
+    check_counts(ns)
+    if getattr(ns, "evaluator", "tmr") == "guo":
+        return run_guo(ns)
     method = R.load_method(ns.ckpt, ns.device)
     dm = real_ds = None
     if ns.stats_from:

@@ -117,11 +117,14 @@ def run_index(ns) -> int:
     """Entry point of ``motion-text index``."""
     try:
         return _run_index(ns)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
 def _run_index(ns) -> int:
+    from motion_text.tools import check_counts
+
+    check_counts(ns)
     top_k = _check_k(ns.top_k)
     method = load_lexical(ns.ckpt, ns.device)
     dm = lexical_datamodule(method, ns.data, ns.num_workers)
@@ -165,20 +168,33 @@ def run_search(ns) -> int:
     """Entry point of ``motion-text search``."""
     try:
         return _run_search(ns)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, OSError, ImportError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
 def _run_search(ns) -> int:
+    from motion_text.tools import check_counts
+
     if ns.k < 1:
         raise ValueError(f"-k must be >= 1, got {ns.k}")
+    check_counts(ns)
+    for q in ns.query or []:
+        if not q.strip():
+            raise ValueError(f"--query {q!r}: empty caption (give the words to search for)")
     index = load_index(ns.index)
     vocab = index.vocab
     if (ns.keywords or ns.pair_rate is not None) and vocab is None:
         raise ValueError(f"{ns.index}: the index has no vocabulary; keyword search needs one")
     caps_file = captions_path(ns.index if str(ns.index).endswith(".npz") or Path(ns.index).is_dir()
                               else str(ns.index) + ".npz")
-    captions = json.loads(caps_file.read_text()) if caps_file.is_file() else {}
+    captions = {}
+    if caps_file.is_file():
+        try:
+            captions = json.loads(caps_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{caps_file}: not a readable captions file ({type(e).__name__}: {e})") from None
+        if not isinstance(captions, dict) or not all(isinstance(v, list) for v in captions.values()):
+            raise ValueError(f"{caps_file}: expected a JSON object {{key id: [captions]}}")
     if ns.pair_rate is not None:
         return _pair_rate(ns, index, captions, caps_file)
     groups = None
@@ -374,11 +390,14 @@ def run_sparsity(ns) -> int:
     """Entry point of ``motion-text sparsity``."""
     try:
         return _run_sparsity(ns)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
 def _run_sparsity(ns) -> int:
+    from motion_text.tools import check_counts
+
+    check_counts(ns)
     from motion_text.tools.sparse_args import top_k_arg
 
     ks = [top_k_arg(str(k)) for k in ns.ks]

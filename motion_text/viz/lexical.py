@@ -215,7 +215,7 @@ def run_terms(ns) -> int:
     """Entry point of ``motion-text terms``: PNG term clouds and top-term charts of motions of a split."""
     try:
         return _run_terms(ns)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
@@ -226,8 +226,10 @@ def _run_terms(ns) -> int:
     import matplotlib.pyplot as plt
 
     from motion_text.data.dataset import collate_motion_text
+    from motion_text.tools import check_counts
     from motion_text.tools.sparse import lexical_datamodule, load_lexical, split_dataset
 
+    check_counts(ns)
     method = load_lexical(ns.ckpt, ns.device)
     dm = lexical_datamodule(method, ns.data, 0)
     dataset = split_dataset(dm, ns.split)

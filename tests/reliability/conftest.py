@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -70,3 +71,41 @@ def tiny_tmr(tmp_path_factory) -> Path:
 @pytest.fixture
 def h3d_copy(tiny_h3d, tmp_path) -> Path:
     return clone(tiny_h3d, tmp_path / "h3d")
+
+
+def _fit_tiny(tmp_path_factory, name: str, model: dict, root: Path, **data):
+    """One training step of ``model`` on ``root`` through the CLI; returns (checkpoint, data config path)."""
+    import yaml
+
+    from tests.methods.conftest import build_cli, write_config
+
+    work = tmp_path_factory.mktemp(name)
+    data = {"batch_size": 4, "max_len": 40, **data}
+    cfg = write_config(work / "run.yaml", model, root, data=data,
+                       trainer={"max_steps": 1, "limit_val_batches": 0, "num_sanity_val_steps": 0,
+                                "enable_model_summary": False})
+    cli = build_cli(["--config", str(cfg)])
+    cli.trainer.fit(cli.model, cli.datamodule)
+    ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
+    dcfg = work / "data.yaml"
+    dcfg.write_text(yaml.safe_dump({"datasets": [{"name": "humanml3d", "root": str(root)}], "num_workers": 0,
+                                    **data}))
+    return SimpleNamespace(ckpt=ckpt, data=str(dcfg), config=str(cfg), root=root, work=work)
+
+
+@pytest.fixture(scope="session")
+def tiny_tmr_ckpt(tiny_h3d, tmp_path_factory):
+    """A one-step tiny TMR checkpoint (MiniLM text model) on ``tiny_h3d``: ckpt, data config, training config."""
+    from tests.methods.conftest import tiny_tmr_config
+
+    return _fit_tiny(tmp_path_factory, "rel_tmr_ckpt", tiny_tmr_config(), tiny_h3d)
+
+
+@pytest.fixture(scope="session")
+def tiny_lexical_ckpt(tiny_h3d, tmp_path_factory):
+    """A one-step tiny phase-4 lexical checkpoint (random tiny BERT) on ``tiny_h3d``, joints on."""
+    from tests.conftest_text import tiny_bert_dir
+    from tests.retrieval.conftest import tiny_lexical
+
+    bert = tiny_bert_dir(tmp_path_factory)
+    return _fit_tiny(tmp_path_factory, "rel_lex_ckpt", tiny_lexical(bert), tiny_h3d, joints=True, max_len=24)

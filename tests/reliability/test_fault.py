@@ -43,6 +43,7 @@ def test_sigterm_mid_epoch_leaves_a_resumable_checkpoint(tiny_h3d, tmp_path):
     last = ckpt_dir / "last.ckpt"
     assert last.exists(), out
     assert "SIGTERM at global step" in out
+    assert proc.returncode == 128 + signal.SIGTERM, "a preempted fit must not exit 0 like a finished one"
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
     steps_per_epoch = -(-len((tiny_h3d / "train.txt").read_text().split()) // 2)
     killed_at = ckpt["global_step"]
@@ -91,6 +92,21 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch)
     assert torch.load(last, weights_only=True)["global_step"] == 3
 
 
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
+    from motion_text.callbacks import _HOST
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".last.ckpt.{_HOST}.{dead.pid}.tmp"  # what SIGKILL while writing leaves (0 bytes)
+    live = tmp_path / f".last.ckpt.{_HOST}.{os.getppid()}.tmp"  # another process still writing
+    remote = tmp_path / f".last.ckpt.otherhost.{dead.pid}.tmp"  # a writer on another node of a shared filesystem
+    for p in (stale, live, remote):
+        p.write_bytes(b"")
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1}, tmp_path / "last.ckpt")
+    assert not stale.exists() and live.exists() and remote.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, remote.name, "last.ckpt"])
+
+
 # ---- init_from ------------------------------------------------------------------------------------------------------
 class Vocab(torch.nn.Module):
     def __init__(self, size: int = 30):
@@ -115,7 +131,7 @@ def _write(path: Path, kind: str) -> None:
 INIT_FROM = [
     ("different vocabulary", r"tensor 'head\.weight' has shape \(40, 8\) but 'head\.weight' of Vocab has \(30, 8\)"),
     ("another method", r"no tensor matched .* \(a checkpoint of another method\?\)"),
-    ("pickled object", r"not a readable weights-only checkpoint \(UnpicklingError"),
+    ("pickled object", r"not a readable weights-only checkpoint for init_from \(UnpicklingError"),
     ("truncated", r"not a readable weights-only checkpoint"),
     ("not a state dict", r"expected a Lightning checkpoint or a state dict of tensors, found Tensor"),
 ]
