@@ -89,9 +89,14 @@ def read_checkpoint(path: str | Path, *, map_location="cpu", mmap: bool = False,
 
 
 def _method_modules() -> set[str]:
-    import motion_text.methods as pkg
+    methods_dir = Path(__file__).resolve().with_name("methods")  # listed from disk: nothing is imported
+    return {f"{METHODS_PACKAGE}.{m.name}" for m in pkgutil.iter_modules([str(methods_dir)])}
 
-    return {f"{METHODS_PACKAGE}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__)}
+
+def _is_method_class(cls: type) -> bool:
+    """Whether ``cls`` derives from :class:`motion_text.methods.base.MotionTextMethod` (checked by name, so that this
+    module imports no method)."""
+    return any(f"{c.__module__}.{c.__qualname__}" == f"{METHODS_PACKAGE}.base.MotionTextMethod" for c in cls.__mro__)
 
 
 def method_class(class_path: object, base: type | None = None, source: str | Path = "checkpoint") -> type:
@@ -101,9 +106,6 @@ def method_class(class_path: object, base: type | None = None, source: str | Pat
     The module name is checked against the modules of :data:`METHODS_PACKAGE` (listed without importing them) before
     anything is imported; any other name is a :class:`CheckpointError` naming ``source``.
     """
-    from motion_text.methods.base import MotionTextMethod
-
-    base = base or MotionTextMethod
     if not isinstance(class_path, str) or not _CLASS_PATH.fullmatch(class_path):
         raise CheckpointError(f"{source}: hyper_parameters has no usable '_class_path' (got {class_path!r}); "
                               "expected a checkpoint written by `motion-text fit` or `motion-text convert`")
@@ -115,9 +117,10 @@ def method_class(class_path: object, base: type | None = None, source: str | Pat
     import importlib
 
     cls = getattr(importlib.import_module(module_name), name, None)
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise CheckpointError(f"{source}: {class_path!r} is not a {base.__name__} (a subclass of "
-                              f"{base.__module__}.{base.__qualname__})")
+    if not (isinstance(cls, type) and (issubclass(cls, base) if base is not None else _is_method_class(cls))):
+        name, where = (base.__name__, f"{base.__module__}.{base.__qualname__}") if base is not None else (
+            "MotionTextMethod", f"{METHODS_PACKAGE}.base.MotionTextMethod")
+        raise CheckpointError(f"{source}: {class_path!r} is not a {name} (a subclass of {where})")
     return cls
 
 

@@ -10,66 +10,14 @@ commands dispatched before Lightning is imported.
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import sys
-from pathlib import Path
 
 __all__ = ["main", "configs_dir", "resolve_config", "MotionTextCLI", "available_configs"]  # noqa: F822 (lazy)
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+from motion_text.configs import available_configs, configs_dir, resolve_config  # noqa: F401 (re-exported)
+from motion_text.configs import resolve_config_args as _resolve_config_args
 
-
-def configs_dir() -> Path:
-    """The packaged ``lightning_configs/`` (wheel install) or the repository's (source / editable install)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "lightning_configs", here.parent / "lightning_configs"):
-        if cand.is_dir():
-            return cand
-    raise FileNotFoundError(f"lightning_configs/ not found next to {here}")
-
-
-def available_configs() -> list[str]:
-    root = configs_dir()
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*.yaml"))
-
-
-def resolve_config(name: str) -> str:
-    """Return ``name`` if it is an existing path, else the packaged config of that name (with or without ``data/``).
-    An existing file that is not UTF-8 text (a checkpoint or a ``.npy`` given as ``--config``) stops with one line."""
-    if os.path.isfile(name):
-        try:
-            with open(name, "rb") as f:
-                f.read().decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SystemExit(f"error: {name}: not a config (YAML) file: byte {e.object[e.start]:#04x} at offset "
-                             f"{e.start} is not UTF-8 text") from None
-        except OSError as e:
-            raise SystemExit(f"error: {name}: cannot read the config ({e})") from None
-    if os.path.exists(name) or not name.endswith((".yaml", ".yml")):
-        return name
-    root = configs_dir()
-    for cand in (root / name, root / "data" / name):
-        if cand.is_file():
-            return str(cand)
-    listing = "\n  ".join(available_configs())
-    raise SystemExit(f"error: config {name!r} is neither a file nor a packaged config. Available configs:\n  {listing}")
-
-
-def _resolve_config_args(args: list[str]) -> list[str]:
-    out, i = [], 0
-    while i < len(args):
-        a = args[i]
-        if a in ("--config", "-c", "--data") and i + 1 < len(args):
-            out += [a, resolve_config(args[i + 1])]
-            i += 2
-            continue
-        for flag in ("--config=", "--data="):
-            if a.startswith(flag):
-                a = flag + resolve_config(a[len(flag) :])
-        out.append(a)
-        i += 1
-    return out
 
 
 def _make_cli_class():
@@ -98,16 +46,12 @@ def _make_cli_class():
             seed = self.config[sub].get("seed_everything") if sub else None
             if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
                 raise SystemExit(f"error: --seed_everything must be in [0, 2**32 - 1] (numpy's range), got {seed}")
+            if sub and "weights_only" in self.config[sub] and self.config[sub]["weights_only"] is None:
+                # --ckpt_path never unpickles objects unless asked with --weights_only=false
+                self.config[sub]["weights_only"] = True
             if sub:
                 check_resume_checkpoint(self.config[sub].get("ckpt_path"), self.config[sub].get("model"),
                                         trust_hint="; pass --weights_only=false only for a checkpoint you trust")
-
-        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
-            kwargs = super()._prepare_subcommand_kwargs(subcommand)
-            if "weights_only" in kwargs and kwargs["weights_only"] is None:
-                # --ckpt_path never unpickles objects unless asked with --weights_only=false (torch < 2.6 would)
-                kwargs["weights_only"] = True
-            return kwargs
 
     return MotionTextCLI, MotionTextMethod, MotionTextDataModule
 
@@ -118,9 +62,30 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def _tool_parser() -> argparse.ArgumentParser:
+#: the Lightning subcommands, with their line of ``motion-text --help``
+LIGHTNING_HELP = {
+    "fit": "train a method (--config NAME.yaml; --model.*, --data.*, --trainer.* override it)",
+    "validate": "evaluate a checkpoint on the validation split (--config ... --ckpt_path CKPT)",
+    "test": "evaluate a checkpoint on the test split: the protocol tables (--config ... --ckpt_path CKPT)",
+    "predict": "write embeddings, captions or dances of a checkpoint (--config ... --ckpt_path CKPT)",
+}
+
+
+class _Listing:
+    """Wraps argparse's sub-parser collection and records each command's help line for ``motion-text --help``."""
+
+    def __init__(self, sub) -> None:
+        self.sub, self.lines = sub, {}
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        self.lines[name] = kwargs.get("help", "")
+        return self.sub.add_parser(name, **kwargs)
+
+
+def _tool_parser(listing: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """The tools' argparse front; ``listing`` (if given) receives ``{command: help line}``."""
     p = argparse.ArgumentParser(prog="motion-text", description="motion-text tools")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = _Listing(p.add_subparsers(dest="command", required=True))
     s = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk layout")
     s.add_argument("--format", choices=["humanml3d", "kitml", "aistpp"], default="humanml3d")
     s.add_argument("--out", required=True)
@@ -130,7 +95,7 @@ def _tool_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None)
     s.add_argument("--quiet", action="store_true")
     s = sub.add_parser("configs", help="list the packaged configs")
-    from motion_text import convert
+    from motion_text.tools import convert
 
     convert.add_parser(sub)
     from motion_text import tools
@@ -144,7 +109,22 @@ def _tool_parser() -> argparse.ArgumentParser:
     sparse_args.add_search_parser(sub)
     sparse_args.add_sparsity_parser(sub)
     sparse_args.add_terms_parser(sub)
+    if listing is not None:
+        listing.update(sub.lines)
     return p
+
+
+def usage() -> str:
+    """``motion-text --help``: every subcommand with its one line."""
+    tools: dict[str, str] = {}
+    _tool_parser(tools)
+    width = max(map(len, [*LIGHTNING_HELP, *tools])) + 2
+    rows = [f"  {name:<{width}}{line}" for name, line in LIGHTNING_HELP.items()]
+    rows += [""] + [f"  {name:<{width}}{tools[name]}" for name in TOOL_COMMANDS]
+    return ("usage: motion-text COMMAND [options]      (motion-text COMMAND --help: the options of one command)\n\n"
+            "Training and evaluation (Lightning CLI):\n" + "\n".join(rows[:len(LIGHTNING_HELP)]) +
+            "\n\nData and tools:\n" + "\n".join(rows[len(LIGHTNING_HELP) + 1:]) + "\n\n"
+            "Configs: a bare --config NAME.yaml is a packaged config (motion-text configs lists them).\n")
 
 
 def _synth(ns: argparse.Namespace) -> int:
@@ -178,7 +158,7 @@ def _run_tool(args: list[str]) -> int:
         except (ValueError, OSError) as e:  # a bad --num / --workers, an --out that cannot be written
             raise SystemExit(f"error: {e}") from None
     if ns.command == "convert":
-        from motion_text import convert
+        from motion_text.tools import convert
 
         return convert.run(ns)
     if ns.command == "configs":
@@ -215,15 +195,20 @@ def _wrapped_user_error(e: BaseException, types: tuple[type, ...]) -> BaseExcept
     return None
 
 
-TOOL_COMMANDS = ("synth", "configs", "convert", "retrieve", "score", "index", "search", "sparsity", "terms",
-                 "counts")
+TOOL_COMMANDS = ("synth", "configs", "counts", "convert", "retrieve", "score", "index", "search", "sparsity", "terms")
 
 
 def main(args: list[str] | None = None) -> int:
     """Console entry point; ``args`` defaults to ``sys.argv[1:]``."""
     args = list(sys.argv[1:] if args is None else args)
-    if args and args[0] in TOOL_COMMANDS:
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage(), end="")
+        return 0
+    if args[0] in TOOL_COMMANDS:
         return _run_tool(args)
+    if not args[0].startswith("-") and args[0] not in LIGHTNING_HELP:
+        raise SystemExit(f"error: unknown command {args[0]!r}; the commands are "
+                         f"{', '.join([*LIGHTNING_HELP, *TOOL_COMMANDS])} (motion-text --help)")
     args = _resolve_config_args(args)
     import warnings
 

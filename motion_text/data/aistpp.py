@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from motion_text.data.cache import default_cache_dir
 from motion_text.data.music import MUSIC_FEATURE_DIM, cached_music_features
 from motion_text.data.readers import DataError, SkipReport, check_inside_root, read_text
 from motion_text.data.rotations import axis_angle_to_matrix, cont6d_to_matrix, matrix_to_cont6d
@@ -461,8 +462,6 @@ class MusicDataset(Dataset):
 
 def music_cache_dir() -> Path:
     """Cache folder of the 35-d music features (``<cache>/music_features``)."""
-    from motion_text.data.datamodule import default_cache_dir
-
     return default_cache_dir() / "music_features"
 
 

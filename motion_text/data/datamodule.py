@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from motion_text.data.aistpp import MUSIC_TOLERANCE_S
+from motion_text.data.cache import SYNTHETIC_GENERATION, default_cache_dir
 from motion_text.data.dataset import EpochSeededSampler, MotionTextDataset, Source, collate_motion_text
 from motion_text.data.features import layout_for
 from motion_text.data.readers import (
@@ -36,16 +36,6 @@ _SOURCES = {
     "kitml": "KIT-ML in HumanML3D's processed format: https://github.com/EricGuo5513/HumanML3D",
     "aistpp": "AIST++: https://google.github.io/aistplusplus_dataset (motions/, wav/, splits/, ignore_list.txt)",
 }
-
-
-#: version of the synthetic generators' output, part of the cache folder name: bump it whenever generated files change
-#: (2: features of HumanML3D's process_file, KIT-ML units), so a cache of an older generator is never read
-SYNTHETIC_GENERATION = 2
-
-
-def default_cache_dir() -> Path:
-    """Where generated synthetic datasets live: ``$MOTION_TEXT_CACHE`` or ``~/.cache/motion_text``."""
-    return Path(os.environ.get("MOTION_TEXT_CACHE", Path.home() / ".cache" / "motion_text"))
 
 
 @dataclass

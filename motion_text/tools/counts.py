@@ -164,7 +164,7 @@ def parse_overrides(args: list[str]) -> dict:
 
 @user_errors
 def run(ns: argparse.Namespace) -> int:
-    from motion_text.tools.retrieve import load_datamodule
+    from motion_text.tools.common import load_datamodule
 
     overrides = parse_overrides(list(getattr(ns, "overrides", None) or []))
     try:

@@ -36,7 +36,7 @@ from motion_text.retrieval.sparse import (
     vocabulary,
 )
 from motion_text.retrieval.vectors import check_k as _check_k
-from motion_text.tools.retrieve import load_datamodule, load_method, progress_bar, split_dataset
+from motion_text.tools.common import load_datamodule, load_method, progress_bar, split_dataset
 
 __all__ = ["load_lexical", "encode_lexical_motions", "encode_split", "split_captions", "captions_path", "run_index",
            "run_search", "sparsity_curve", "run_sparsity", "SPARSITY_KS", "keyword_rate", "keyword_summary",

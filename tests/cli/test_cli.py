@@ -50,3 +50,40 @@ def test_missing_data_root_is_one_clear_message(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"error: data/HumanML3D: dataset root of 'humanml3d' not found.*synth"):
         main(["fit", "--config", "tmr_demo.yaml", "--data", "humanml3d.yaml", "--trainer.fast_dev_run=1"])
 
+
+
+def test_help_lists_every_subcommand_with_one_line(capsys):
+    from motion_text.cli import LIGHTNING_HELP, TOOL_COMMANDS
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    listed = {ln.split()[0] for ln in out.splitlines() if ln.startswith("  ") and ln.split()}
+    assert listed == set(LIGHTNING_HELP) | set(TOOL_COMMANDS)
+    assert main([]) == 0  # no command: the same listing
+    assert capsys.readouterr().out == out
+
+
+@pytest.mark.parametrize("command", ["synth", "configs", "counts", "convert", "retrieve", "score", "index", "search",
+                                     "sparsity", "terms", "fit", "test"])
+def test_each_subcommand_help_works(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out.lower()
+
+
+def test_unknown_command_is_one_error_line():
+    with pytest.raises(SystemExit) as exc:
+        main(["trian", "--config", "tmr.yaml"])
+    assert str(exc.value).startswith("error: unknown command 'trian'") and "\n" not in str(exc.value)
+
+
+def test_cli_overrides_no_private_lightning_method():
+    """Only public LightningCLI hooks are overridden (no ``_prepare_subcommand_kwargs`` and the like)."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from motion_text.cli import _make_cli_class
+
+    cli_cls = _make_cli_class()[0]
+    private = {n for n in vars(cli_cls) if n.startswith("_") and not n.startswith("__") and hasattr(LightningCLI, n)}
+    assert not private
