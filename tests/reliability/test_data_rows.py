@@ -1,4 +1,4 @@
-"""One row per defect of the README's "What happens when..." table (data part): structural errors stop with one
+"""One row per defect of docs/troubleshooting.md's "What happens when..." table (data part): structural errors stop with one
 ``DataError`` naming the file and the reason; per-item defects are skipped, counted by reason, reported once per split,
 and ``strict=True`` turns each of them into a ``DataError``.
 
