@@ -155,7 +155,7 @@ COLUMNS = [("config", "config"), ("data", "data"), ("train_items", "train items"
 def table(rows: list[dict]) -> str:
     def fmt(v) -> str:
         if isinstance(v, float):
-            return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+            return f"{v:.3g}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
         return "" if v is None else str(v)
 
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
