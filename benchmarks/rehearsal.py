@@ -134,7 +134,9 @@ def child(ns: argparse.Namespace) -> dict:
         clock2 = _Clock()
         _trainer(1, [clock2], tmp).fit(cli2.model, dm)
         row["captions_cached_s"] = clock2.module_setup_s
-        row["text_cache"] = "disk" if cache_dir is not None else "none (re-encoded every run)"
+        cached = any("text_cache_dir" in a for a in _model_overrides(ns.config, ns.text_model, cache_dir))
+        row["text_cache"] = ("disk" if cached else "none (re-encoded every run)") if hasattr(model, "text_cache_dir") \
+            else "n/a (no frozen text model)"
         del cli2
         if ns.test:
             dm.setup("test")
