@@ -19,7 +19,6 @@ from motion_text.configs import available_configs, configs_dir, resolve_config  
 from motion_text.configs import resolve_config_args as _resolve_config_args
 
 
-
 def _make_cli_class():
     from lightning.pytorch.cli import LightningCLI
 
@@ -62,6 +61,15 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def _synth_num(value: str) -> int | str:
+    if value == "full":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of motions or 'full', got {value!r}") from None
+
+
 #: the Lightning subcommands, with their line of ``motion-text --help``
 LIGHTNING_HELP = {
     "fit": "train a method (--config NAME.yaml; --model.*, --data.*, --trainer.* override it)",
@@ -89,10 +97,13 @@ def _tool_parser(listing: dict[str, str] | None = None) -> argparse.ArgumentPars
     s = sub.add_parser("synth", help="write a synthetic dataset in a real on-disk layout")
     s.add_argument("--format", choices=["humanml3d", "kitml", "aistpp"], default="humanml3d")
     s.add_argument("--out", required=True)
-    s.add_argument("--num", type=int, default=2000)
+    s.add_argument("--num", type=_synth_num, default=2000,
+                   help="motions (sequences for aistpp), or 'full': the real dataset's size with its split proportions")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--layout", choices=["guo", "tmr"], default="guo")
-    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--workers", type=int, default=None, help="processes (default: the cores this process may use)")
+    s.add_argument("--splits", choices=["synthetic", "real"], default=None,
+                   help="split proportions: 'synthetic' (80/5/15 %%) or 'real' (default with --num full)")
     s.add_argument("--quiet", action="store_true")
     s = sub.add_parser("configs", help="list the packaged configs")
     from motion_text.tools import convert
@@ -153,6 +164,24 @@ def _run_tool(args: list[str]) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if ns.command == "synth":
+        from motion_text.data.synthetic import FULL_SIZE
+
+        full = ns.num == "full"
+        num = FULL_SIZE[ns.format] if full else ns.num
+        splits = ns.splits or ("real" if full else "synthetic")
+        if ns.format == "aistpp":
+            from motion_text.data.synthetic_aistpp import FULL_DURATION, generate_aistpp
+
+            generate_aistpp(ns.out, num=num, seed=ns.seed, quiet=ns.quiet, workers=ns.workers, splits=splits,
+                            **({"duration": FULL_DURATION} if full else {}))
+        else:
+            from motion_text.data.synthetic import generate_dataset
+
+            r = generate_dataset(ns.out, ns.format, num, ns.seed, layout=ns.layout, workers=ns.workers,
+                                 quiet=ns.quiet, splits=splits)
+            if not ns.quiet:
+                print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
+        return 0
         try:
             return _synth(ns)
         except (ValueError, OSError) as e:  # a bad --num / --workers, an --out that cannot be written

@@ -34,11 +34,17 @@ from motion_text.data.skeleton import HUMANML3D, Skeleton, get_skeleton
 from motion_text.data.synthetic_motion import render_program, sample_program
 from motion_text.data.synthetic_text import caption_variants, describe, mirror_caption, pos_tokens
 
-__all__ = ["generate_dataset", "grouped_std", "SynthResult"]
+__all__ = ["generate_dataset", "grouped_std", "SynthResult", "FULL_SIZE", "REAL_SPLITS", "default_workers"]
 
 log = logging.getLogger(__name__)
 
 _SPLIT_FRACTIONS = (0.8, 0.05, 0.15)
+#: train / val / test ids of the real split files, mirrors included: HumanML3D (EricGuo5513/HumanML3D ``train.txt``
+#: ``val.txt`` ``test.txt``, 29,228 ids) and KIT-ML as TMR splits it (4,688 / 292 / 786 keyids)
+REAL_SPLITS = {"humanml3d": (23384, 1460, 4384), "kitml": (4688, 292, 786)}
+#: motions of the real datasets before mirroring (``--num full``): HumanML3D 29,228 / 2 (rounded up: the synthetic set
+#: mirrors every motion, 29,232 ids), KIT-ML 3,911, AIST++ 1,408 sequences
+FULL_SIZE = {"humanml3d": 14616, "kitml": 3911, "aistpp": 1408}
 _DATASET_SEED_OFFSET = {"humanml3d": 0, "kitml": 7919}  # different motions for the two synthetic datasets
 
 
@@ -96,7 +102,8 @@ def _signature(specs) -> tuple:
 
 
 def _make_one(args) -> tuple[str, tuple, list[tuple[str, np.ndarray, np.ndarray, str]]]:
-    """Generate motion ``index``: returns its id, signature and the (id, features, joints, text) records to write."""
+    """Generate motion ``index``: its id, signature and the (id, features, joints, captions, text file) records to
+    write (the POS-tagged text is made here, in the worker, so that the writing process is not the bottleneck)."""
     index, seed, skel_name, with_mirror = args
     skeleton = get_skeleton(skel_name)
     rng = np.random.default_rng([seed, index])
@@ -105,17 +112,26 @@ def _make_one(args) -> tuple[str, tuple, list[tuple[str, np.ndarray, np.ndarray,
     feats = _features(joints, skeleton)
     lines = _caption_lines(specs, rng, skeleton.fps)
     key = f"{index:06d}"
-    records = [(key, feats, _new_joints(feats), lines)]
+    records = [(key, feats, _new_joints(feats), lines, _format_lines(lines))]
     if with_mirror:  # HumanML3D mirrors the raw joints, then processes them like any motion
         mfeats = _features(_mirror(joints, skeleton), skeleton)
-        records.append(("M" + key, mfeats, _new_joints(mfeats), [(mirror_caption(c), s, e) for c, s, e in lines]))
+        mlines = [(mirror_caption(c), s, e) for c, s, e in lines]
+        records.append(("M" + key, mfeats, _new_joints(mfeats), mlines, _format_lines(mlines)))
     return key, _signature(specs), records
 
 
-def _split_ids(num: int, seed: int) -> dict[str, list[int]]:
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity, which ``taskset`` / cgroups restrict), not the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _split_ids(num: int, seed: int, fractions: tuple[float, ...] = _SPLIT_FRACTIONS) -> dict[str, list[int]]:
     perm = np.random.default_rng([seed, 10**6]).permutation(num)
-    n_train = int(round(_SPLIT_FRACTIONS[0] * num))
-    n_val = max(1, int(round(_SPLIT_FRACTIONS[1] * num)))
+    n_train = int(round(fractions[0] * num))
+    n_val = max(1, int(round(fractions[1] * num)))
     return {"train": sorted(perm[:n_train]), "val": sorted(perm[n_train : n_train + n_val]),
             "test": sorted(perm[n_train + n_val :])}
 
@@ -134,7 +150,8 @@ def _progress(iterable, total: int, description: str, quiet: bool):
 
 
 def generate_dataset(out: str | os.PathLike, format: str = "humanml3d", num: int = 2000, seed: int = 0,
-                     layout: str = "guo", workers: int | None = None, quiet: bool = False) -> SynthResult:
+                     layout: str = "guo", workers: int | None = None, quiet: bool = False,
+                     splits: str = "synthetic") -> SynthResult:
     """Write a synthetic dataset of ``num`` motions (plus mirrors) in the layout of ``format``.
 
     Parameters
@@ -144,20 +161,25 @@ def generate_dataset(out: str | os.PathLike, format: str = "humanml3d", num: int
     num: number of original motions (mirrored ``M`` copies are added for the Guo layout).
     seed: generation seed; the output is a deterministic function of (format, layout, num, seed).
     layout: ``guo`` (HumanML3D / KIT-ML folders) or ``tmr`` (TMR's annotations.json layout, 263-d, 22 joints).
-    workers: processes to use (default: all cores, at most 4).
+    workers: processes to use (default: every core this process may use, :func:`default_workers`).
+    splits: ``synthetic`` (80 / 5 / 15 %, the default of the packaged synthetic configs) or ``real`` (the proportions
+        of :data:`REAL_SPLITS`: HumanML3D 80.0 / 5.0 / 15.0 %, KIT-ML as TMR 81.3 / 5.1 / 13.6 %).
     """
     if format not in ("humanml3d", "kitml"):
         raise ValueError(f"unknown synthetic format {format!r}; expected 'humanml3d' or 'kitml' (aistpp: see mdot)")
     if layout not in ("guo", "tmr"):
         raise ValueError(f"unknown layout {layout!r}; expected 'guo' or 'tmr'")
+    if splits not in ("synthetic", "real"):
+        raise ValueError(f"unknown splits {splits!r}; expected 'synthetic' or 'real'")
     if num < 4:
         raise ValueError(f"num must be >= 4 to fill train/val/test splits, got {num}")
     root = Path(out)
     skeleton = HUMANML3D if layout == "tmr" else get_skeleton(format)
     with_mirror = layout == "guo" or format == "humanml3d"
     gen_seed = seed + _DATASET_SEED_OFFSET[format]
-    splits = _split_ids(num, gen_seed)
-    split_of = {i: s for s, ids in splits.items() for i in ids}
+    counts = REAL_SPLITS[format] if splits == "real" else None
+    fractions = tuple(c / sum(counts) for c in counts) if counts else _SPLIT_FRACTIONS
+    split_of = {i: s for s, ids in _split_ids(num, gen_seed, fractions).items() for i in ids}
 
     if layout == "guo":
         dirs = {"vec": root / "new_joint_vecs", "joints": root / "new_joints", "text": root / "texts"}
@@ -166,7 +188,7 @@ def generate_dataset(out: str | os.PathLike, format: str = "humanml3d", num: int
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
 
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or default_workers()
     jobs = [(i, gen_seed, skeleton.name, with_mirror) for i in range(num)]
     dim = layout_for(skeleton).dim
     s1, s2, count = np.zeros(dim), np.zeros(dim), 0
@@ -181,13 +203,13 @@ def generate_dataset(out: str | os.PathLike, format: str = "humanml3d", num: int
             index = int(key)
             split = split_of[index]
             signatures[key] = sig
-            for rid, feats, canon, lines in records:
+            for rid, feats, canon, lines, text in records:
                 keys_by_split[split].append(rid)
                 np.save(dirs["vec"] / f"{rid}.npy", feats)
                 n_files += 1
                 if layout == "guo":
                     np.save(dirs["joints"] / f"{rid}.npy", canon)
-                    (dirs["text"] / f"{rid}.txt").write_text(_format_lines(lines), encoding="utf-8")
+                    (dirs["text"] / f"{rid}.txt").write_text(text, encoding="utf-8")
                     n_files += 2
                 else:
                     duration = len(feats) / skeleton.fps

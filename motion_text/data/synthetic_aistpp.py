@@ -30,11 +30,15 @@ import numpy as np
 from motion_text.data.aistpp import AISTPP_FPS, NUM_SMPL_JOINTS, save_motion_pkl
 from motion_text.data.music import HOP_LENGTH
 
-__all__ = ["GENRES", "generate_aistpp", "synth_music", "synth_dance", "beat_times"]
+__all__ = ["GENRES", "generate_aistpp", "synth_music", "synth_dance", "beat_times", "REAL_CROSSMODAL", "FULL_DURATION"]
 
 log = logging.getLogger(__name__)
 
 GENRES = ("BR", "PO", "LO", "JB")
+#: sequences of AIST++'s ``splits/crossmodal_{train,val,test}.txt`` among its 1,408 (the other 388 are in no list)
+REAL_CROSSMODAL = {"train": 980, "val": 20, "test": 20, "all": 1408}
+#: dance lengths (seconds) of ``motion-text synth --format aistpp --num full``: AIST++ sequences last up to ~1 min
+FULL_DURATION = (8.0, 60.0)
 SAMPLE_RATE = int(AISTPP_FPS * HOP_LENGTH)  # 30720
 #: standing root height (metres): puts the rest-pose feet of the SMPL template on the floor y = 0
 STAND_HEIGHT = 1.14
@@ -180,8 +184,26 @@ class AISTSynthResult:
     splits: dict[str, int]
 
 
+def _write_track(args) -> None:
+    path, genre, bpm, track_len, offset, seed, j = args
+    import soundfile
+
+    wav = synth_music(genre, bpm, track_len, offset, np.random.default_rng([seed, j, 1]))
+    soundfile.write(path, wav, SAMPLE_RATE, subtype="PCM_16")
+
+
+def _write_dance(args) -> None:
+    path, genre, bpm, offset, seed, i, duration = args
+    r = np.random.default_rng([seed, i, 2])
+    frames = int(round(r.uniform(*duration) * AISTPP_FPS))
+    poses, trans = synth_dance(genre, bpm, frames, offset, r)
+    scaling = float(r.uniform(85.0, 100.0))
+    save_motion_pkl(path, poses, trans * scaling, scaling)
+
+
 def generate_aistpp(out: str | os.PathLike, num: int = 48, seed: int = 0, quiet: bool = False,
-                    duration: tuple[float, float] = (8.0, 10.0)) -> AISTSynthResult:
+                    duration: tuple[float, float] = (8.0, 10.0), workers: int | None = None,
+                    splits: str = "synthetic") -> AISTSynthResult:
     """Write ``num`` synthetic AIST++ sequences (and their music) into ``out``.
 
     Parameters
@@ -190,9 +212,18 @@ def generate_aistpp(out: str | os.PathLike, num: int = 48, seed: int = 0, quiet:
     num: number of dance sequences (>= 10); about one music track per three sequences, genres interleaved.
     seed: generation seed; the output is a deterministic function of (num, seed, duration).
     duration: range of the dance lengths in seconds (tracks last ``duration[1] + 0.5`` s).
+    workers: processes writing tracks and sequences (default: the cores this process may use); every file is seeded
+        by its own index, so the output does not depend on it.
+    splits: ``synthetic`` (every sequence listed; val and test get the sequences of every fifth track each) or
+        ``real``: AIST++'s proportions :data:`REAL_CROSSMODAL` (980 / 20 / 20 listed sequences per 1,408, the rest in
+        no list), still with val / test music that no training sequence uses.
     """
-    import soundfile
+    from concurrent.futures import ProcessPoolExecutor
 
+    from motion_text.data.synthetic import default_workers
+
+    if splits not in ("synthetic", "real"):
+        raise ValueError(f"unknown splits {splits!r}; expected 'synthetic' or 'real'")
     if num < 10:
         raise ValueError(f"num must be >= 10 to fill the train/val/test splits, got {num}")
     root = Path(out)
@@ -201,25 +232,35 @@ def generate_aistpp(out: str | os.PathLike, num: int = 48, seed: int = 0, quiet:
     rng = np.random.default_rng([seed, 9])
     n_tracks = int(np.clip(round(num / 3), 5, 40))
     track_len = duration[1] + 0.5
-    tracks = []
+    tracks, track_jobs = [], []
     for j in range(n_tracks):
         genre, digit = GENRES[j % len(GENRES)], (j // len(GENRES)) % 10
         music_id, bpm = f"m{genre}{digit}", 10.0 * digit + 80.0
         offset = float(rng.uniform(0.2, 0.2 + 60.0 / bpm))
-        wav = synth_music(genre, bpm, track_len, offset, np.random.default_rng([seed, j, 1]))
-        soundfile.write(root / "wav" / f"{music_id}.wav", wav, SAMPLE_RATE, subtype="PCM_16")
-        split = "test" if j % 5 == 2 else "val" if j % 5 == 4 else "train"
+        track_jobs.append((root / "wav" / f"{music_id}.wav", genre, bpm, track_len, offset, seed, j))
+        every = 10 if splits == "real" else 5  # real: 80 % of the tracks for training, >= 70 % of the sequences
+        split = "test" if j % every == 2 else "val" if j % every == 4 else "train"
         tracks.append((music_id, genre, bpm, offset, split))
     names: dict[str, list[str]] = {s: [] for s in ("train", "val", "test")}
+    dance_jobs = []
     for i in range(num):
         music_id, genre, bpm, offset, split = tracks[i % n_tracks]
-        r = np.random.default_rng([seed, i, 2])
-        frames = int(round(r.uniform(*duration) * AISTPP_FPS))
-        poses, trans = synth_dance(genre, bpm, frames, offset, r)
-        scaling = float(r.uniform(85.0, 100.0))
         name = f"g{genre}_sBM_cAll_d{i % 30:02d}_{music_id}_ch{i // n_tracks + 1:02d}"
-        save_motion_pkl(root / "motions" / f"{name}.pkl", poses, trans * scaling, scaling)
+        dance_jobs.append((root / "motions" / f"{name}.pkl", genre, bpm, offset, seed, i, duration))
         names[split].append(name)
+    workers = workers or default_workers()
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_track, track_jobs))
+            list(pool.map(_write_dance, dance_jobs, chunksize=8))
+    else:
+        for job in track_jobs:
+            _write_track(job)
+        for job in dance_jobs:
+            _write_dance(job)
+    if splits == "real":  # list AIST++'s share of the sequences; the others stay on disk in no list, as there
+        for split, seqs in names.items():
+            names[split] = seqs[: max(1, round(num * REAL_CROSSMODAL[split] / REAL_CROSSMODAL["all"]))]
     for split, seqs in names.items():
         (root / "splits" / f"crossmodal_{split}.txt").write_text("".join(f"{s}\n" for s in sorted(seqs)))
     # like AIST++, an ignore list (sequences with bad motion capture): here the last training sequence

