@@ -28,9 +28,16 @@ from motion_text.metrics.lexical import caption_term_overlap, caption_terms, top
 from motion_text.retrieval.query import inflections
 
 if TYPE_CHECKING:
-    from motion_text.methods.lexical import LexicalPretraining
+    from motion_text.methods.retrieval import RetrievalMethod
 
 __all__ = ["keyword_report", "lexical_demo", "run_chain", "term_report", "term_reports", "tmr_demo"]
+
+
+def motion_vectors(model, batch: dict) -> torch.Tensor:
+    """p_m of a collated batch: the chain encodes joints (``encode_batch_motion``), dagger-TMR motion features."""
+    if hasattr(model, "encode_batch_motion"):
+        return model.encode_batch_motion(batch)
+    return model.encode_motion(batch["motion"], batch["mask"])
 
 
 def _best_ckpt(root: str) -> str:
@@ -54,7 +61,7 @@ def lexical_demo() -> None:
 
 
 @torch.no_grad()
-def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
+def term_reports(model: RetrievalMethod, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
     """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
     ``inflected`` repeats the rates with the word's regular inflections added to the terms (:func:`inflections`; e.g.
@@ -70,10 +77,10 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
     ps, captions = [], []
     for batch in loader:
         batch = {key: v.to(model.device) if torch.is_tensor(v) else v for key, v in batch.items()}
-        ps.append(model.encode_batch_motion(batch).cpu())
+        ps.append(motion_vectors(model, batch).float().cpu())
         captions += [" ".join(caps) for caps in batch["all_texts"]]
     p = torch.cat(ps)
-    tok = model.text.tokenizer
+    tok = model.vocab_tokenizer
     overlap = caption_term_overlap(p, caption_terms(tok, captions), k)
     out = {"*": {"own_words": float(overlap["own"].mean()), "other_words": float(overlap["other"].mean()),
                  "n": len(p)}}
@@ -92,7 +99,7 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
     return out
 
 
-def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
+def term_report(model: RetrievalMethod, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
     """:func:`term_reports` for one word."""
     return term_reports(model, loader, (word,), k)[word]
 
@@ -156,7 +163,7 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
     return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions}
 
 
-def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
+def keyword_report(model: RetrievalMethod, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
                    ) -> dict:
     """Keyword search quality on a split (what ``motion-text search --pair-rate`` measures on a saved index).
 
@@ -176,7 +183,7 @@ def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k
     docs, keys = encode_split(model, dataset, quiet=True)
     if top_k is not None:
         docs = topk_sparsify_csr(docs, top_k)
-    index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.text.tokenizer, docs.shape[1]))
+    index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.vocab_tokenizer, docs.shape[1]))
     rows = keyword_rate(index, split_captions(dataset), list(itertools.combinations(ACTION_WORDS, 2)), k, inflect=inflect)
     return {"summary": keyword_summary(rows), "pairs": rows}
 

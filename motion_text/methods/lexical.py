@@ -164,6 +164,11 @@ class LexicalPretraining(RetrievalMethod):
         tokens, tmask = self.motion_encoder(joints, mask)
         return self.lexical_head(tokens, tmask, inactive_grad=self.hparams.motion_inactive_grad)
 
+    @property
+    def vocab_tokenizer(self):
+        """Tokenizer naming the dimensions of p_t / p_m (what the sparse index, search and term reports read)."""
+        return self.text.tokenizer
+
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         ids, am = self._tokens(texts)

