@@ -94,19 +94,19 @@ class TMR(RetrievalMethod):
         tokens, mask = out.tokens.to(self.device), out.mask.to(self.device)
         if not lexical:
             return self.text_encoder(tokens, mask), None
-        return self._with_lexical(self.text_encoder, tokens, mask)
+        return self._with_lexical(self.text_encoder, tokens, mask, temporal=False)
 
     def _motion_forward(self, motion: torch.Tensor, mask: torch.Tensor, lexical: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not lexical:
             return self.motion_encoder(motion, mask), None
-        return self._with_lexical(self.motion_encoder, motion, mask)
+        return self._with_lexical(self.motion_encoder, motion, mask, temporal=True)
 
-    def _with_lexical(self, encoder: nn.Module, x: torch.Tensor, mask: torch.Tensor
+    def _with_lexical(self, encoder: nn.Module, x: torch.Tensor, mask: torch.Tensor, temporal: bool
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         seq = encoder.encode_sequence(x, mask)
         n = seq.shape[1] - x.shape[1]  # distribution tokens first
-        return seq[:, :n], self.lexical_head(seq[:, n:], mask.bool())
+        return seq[:, :n], self.lexical_head(seq[:, n:], mask.bool(), temporal=temporal)
 
     @property
     def vocab_tokenizer(self):

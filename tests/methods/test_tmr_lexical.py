@@ -123,3 +123,19 @@ def test_comparison_and_grounding_tables():
     assert table[2].startswith("| TMR | nan | 47.5 |") and "| 2 KiB (dense, 256.0 per motion) | 1 | 2 |" in table[2]
     assert "| 1 of 2 | 50.0 / 3.5 |" in table[3]
     assert grounding_table(rows).splitlines()[2:] == ["| kick | 60.0 / 5.0 |", "| sit | 40.0 / 2.0 |"]
+
+
+def test_temporal_windows_average_frames_before_the_vocabulary_head(tmp_path_factory):
+    from motion_text.models.heads.lexical import VocabularyProjection
+
+    torch.manual_seed(0)
+    head = VocabularyProjection(8, text_model=str(tiny_bert_dir(tmp_path_factory)), max_tokens_t=2)
+    x = torch.randn(2, 6, 8)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    windows = torch.stack([torch.stack([x[0, :3].mean(0), x[0, 3:].mean(0)]),
+                           torch.stack([x[1, :3].mean(0), x[1, 3:4].mean(0)])])
+    expected = head.head(head.proj(windows), torch.ones(2, 2, dtype=torch.bool))
+    assert torch.allclose(head(x, mask, temporal=True), expected, atol=1e-6)
+    assert torch.equal(head(x, mask), head.head(head.proj(x), mask))  # text: every token
+    with pytest.raises(ValueError, match="max_tokens_t"):
+        VocabularyProjection(8, text_model=str(tiny_bert_dir(tmp_path_factory)), max_tokens_t=0)

@@ -20,6 +20,8 @@ that token alone. The gradient of ``max_n`` is zero at every other token, so thi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -248,10 +250,14 @@ class VocabularyProjection(nn.Module):
         Tokens per LM-head call (:func:`lexical_pool`).
     inactive_grad : float
         Backward slope of the saturation below zero (:func:`saturate`; 0 = Eq. 2 exactly).
+    max_tokens_t : int, optional
+        Motion only (``forward(..., temporal=True)``): average the frame tokens over at most this many temporal
+        windows before the LM head (as the chain's ``max_tokens_t``; ``None`` = every frame, the default). The LM
+        head costs O(tokens x |V|), ~30k words per frame, which dominates a small encoder's step on a CPU.
     """
 
     def __init__(self, in_dim: int, text_model: str = "bert-base-uncased", chunk_size: int = 64,
-                 inactive_grad: float = 0.0) -> None:
+                 inactive_grad: float = 0.0, max_tokens_t: int | None = None) -> None:
         super().__init__()
         from motion_text.models.encoders.text import MaskedLMTextEncoder
 
@@ -259,12 +265,22 @@ class VocabularyProjection(nn.Module):
         self.proj = nn.Linear(in_dim, self.text.dim)
         self.head = LexicalHead(self.text.lm_head, chunk_size=chunk_size)
         self.inactive_grad = inactive_grad
+        if max_tokens_t is not None and (not isinstance(max_tokens_t, int) or max_tokens_t < 1):
+            raise ValueError(f"max_tokens_t must be a positive integer or None, got {max_tokens_t!r}")
+        self.max_tokens_t = max_tokens_t
 
     @property
     def tokenizer(self):
         """The tokenizer of the vocabulary (term names of p)."""
         return self.text.tokenizer
 
-    def forward(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        """(B, N, in_dim) tokens + bool mask (B, N) -> p (B, |V|) >= 0."""
+    def forward(self, tokens: Tensor, mask: Tensor, temporal: bool = False) -> Tensor:
+        """(B, N, in_dim) tokens + bool mask (B, N) -> p (B, |V|) >= 0; ``temporal``: N is time (motion frames),
+        pooled to ``max_tokens_t`` windows when set."""
+        if temporal and self.max_tokens_t is not None:
+            from motion_text.models.encoders.spatiotemporal import masked_temporal_pool
+
+            stride = math.ceil(tokens.shape[1] / self.max_tokens_t)
+            pooled, mask = masked_temporal_pool(tokens[:, :, None], mask, stride)
+            tokens = pooled[:, :, 0]
         return self.head(self.proj(tokens), mask, inactive_grad=self.inactive_grad)
