@@ -45,9 +45,10 @@ class TMR(RetrievalMethod):
     lexical_head: dagger-TMR (paper Tables 1, 2, 12): a factory called with the encoders' latent size, e.g.
         ``class_path: motion_text.models.heads.lexical.VocabularyProjection``. Retrieval then scores the raw dot
         product of the vocabulary-sized vectors p_t, p_m, max-pooled over the encoders' frame / word tokens, and the
-        contrastive term (InfoNCE with ``temperature``, or MoT++'s CCCL) takes them in place of the sampled latents;
-        the VAE terms (reconstruction, KL, latent) stay on the distribution tokens, so the objective is otherwise
-        TMR's. ``lexical_tmr.yaml`` / ``tmr_lexical_synthetic.yaml``.
+        contrastive term (InfoNCE on raw dot products / ``temperature``, weight ``lambda_contrastive``) takes them in
+        place of the sampled latents; the VAE terms (reconstruction, KL, latent) stay on the distribution tokens, so
+        the objective is otherwise TMR's. ``tmr_lexical.yaml`` / ``tmr_lexical_synthetic.yaml``. Not yet for MoT++
+        (dagger-MoT++): its body-part encoder has no per-token output and its CCCL normalises the embeddings.
     lambda_flops: weight of FLOPS(p_t) + FLOPS(p_m) (Eq. 3) with a lexical head (the paper states none for the
         dagger baselines; 1e-4 is Eq. 8's weight, the project's choice).
     """
