@@ -15,22 +15,56 @@ metrics against a random-caption baseline (``lexical_caption_synthetic.yaml``).
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
+# MKL may otherwise run a product on fewer threads than asked when the machine is busy (MKL_DYNAMIC), which changes
+# the order of float sums from one run to the next; read when MKL starts, so set before torch's first product
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 
-from motion_text.cli import main, resolve_config
-from motion_text.metrics.lexical import caption_term_overlap, caption_terms, top_term_rates
-from motion_text.retrieval.query import inflections
+import torch  # noqa: E402
+
+from motion_text.cli import main, resolve_config  # noqa: E402
+from motion_text.metrics.lexical import caption_term_overlap, caption_terms, top_term_rates  # noqa: E402
+from motion_text.retrieval.query import inflections  # noqa: E402
 
 if TYPE_CHECKING:
-    from motion_text.methods.lexical import LexicalPretraining
+    from motion_text.methods.retrieval import RetrievalMethod
 
-__all__ = ["keyword_report", "lexical_demo", "run_chain", "term_report", "term_reports", "tmr_demo"]
+__all__ = ["comparison_table", "fit_and_test", "fix_determinism", "grounding", "grounding_table", "index_size",
+           "keyword_report", "motion_vectors", "lexical_demo", "run_chain", "term_report", "term_reports", "tmr_demo"]
+
+
+#: intra-op threads of the demos: ``make demo`` / ``make lexical-demo`` are sized for 2 cores, and a fixed count keeps
+#: the order of parallel float sums, hence every printed figure, the same from one run to the next on a machine
+DEMO_THREADS = 2
+
+
+def fix_determinism(threads: int = DEMO_THREADS) -> None:
+    """Settings for identical reruns: ``threads`` intra-op threads (1 inter-op thread where still settable),
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` (deterministic kernels where torch has them, a
+    warning where it has none) and cuBLAS's deterministic workspace. Data order, crops, caption choice, dropout and
+    VAE noise are seeded by (seed, epoch, index / step) already (``EpochSeededSampler``,
+    ``MotionTextMethod.on_train_batch_start``, ``keyed_noise``), so DataLoader workers draw nothing unseeded."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or parallel work has started: inter-op threads do not reorder sums
+        pass
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def motion_vectors(model, batch: dict) -> torch.Tensor:
+    """p_m of a collated batch: the chain encodes joints (``encode_batch_motion``), dagger-TMR motion features."""
+    if hasattr(model, "encode_batch_motion"):
+        return model.encode_batch_motion(batch)
+    return model.encode_motion(batch["motion"], batch["mask"])
 
 
 def _best_ckpt(root: str) -> str:
@@ -41,6 +75,9 @@ def _best_ckpt(root: str) -> str:
 
 
 def tmr_demo() -> None:
+    """``make demo``: a fixed amount of work (``tmr_demo.yaml``'s epochs, no wall-clock budget), so two runs on a
+    machine print the same figures (:func:`fix_determinism`); prints the time it took."""
+    fix_determinism()
     t0 = time.time()
     cfg = resolve_config("tmr_demo.yaml")
     main(["fit", "--config", cfg])
@@ -49,12 +86,122 @@ def tmr_demo() -> None:
     print(f"demo finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
 
 
-def lexical_demo() -> None:
-    run_chain(synthetic=True)
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children (DataLoader workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def fit_and_test(config: str) -> tuple:
+    """Fit ``config`` (a fixed number of steps) and test the final weights (equal steps for every row): the CLI
+    objects and ``(wall s, CPU s)``."""
+    from motion_text.cli import _make_cli_class, _resolve_config_args
+
+    t0, c0 = time.time(), _cpu_seconds()
+    cli_cls, method_cls, dm_cls = _make_cli_class()
+    cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
+                  args=_resolve_config_args(["--config", config]))
+    cli.trainer.fit(cli.model, cli.datamodule)
+    cli.trainer.test(cli.model, cli.datamodule)
+    return cli, (time.time() - t0, _cpu_seconds() - c0)
+
+
+def index_size(model, dataset, top_k: int = 32) -> dict:
+    """Size of the test split's index: lexical vectors cut to their ``top_k`` largest terms (``motion-text index
+    --top-k``, CSR bytes) or dense float32 embeddings."""
+    from motion_text.retrieval.sparse import SparseIndex, topk_sparsify_csr
+    from motion_text.tools.sparse import encode_split
+
+    if getattr(model, "vocab_tokenizer", None) is None:
+        n = len(dataset)
+        batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=_collate())))
+        dim = model.encode_motion(batch["motion"].to(model.device), batch["mask"].to(model.device)).shape[1]
+        return {"bytes": n * dim * 4, "terms": float(dim), "what": f"dense {dim}-d float32"}
+    docs, keys = encode_split(model, dataset, quiet=True)
+    index = SparseIndex.from_vectors(topk_sparsify_csr(docs, top_k), keys, top_k=top_k)
+    return {"bytes": index.nbytes, "terms": index.nnz / max(len(index), 1), "what": f"top-{top_k} CSR"}
+
+
+def _collate():
+    from motion_text.data.dataset import collate_motion_text
+
+    return collate_motion_text
+
+
+def grounding(reports: dict) -> dict[str, tuple[float, float]]:
+    """Per action word: (% of its motions whose top-10 terms of p_m hold the word or an inflection, % of the
+    others), from :func:`term_reports`' ``inflected`` rates."""
+    return {w: (r["inflected"]["rate"], r["inflected"]["rate_without"]) for w, r in reports.items() if w != "*"}
+
+
+def comparison_table(rows: dict[str, dict]) -> str:
+    """Markdown table of the rows (dense TMR, dagger-TMR, the chain): protocols (a) and (d), grounding, index size,
+    time."""
+    head = ("| method | (a) t2m R@1 | (a) t2m R@10 | (a) m2t R@10 | (d) t2m R@10 | words grounded (>= 50 % vs <= 10 %) "
+            "| mean rate own / other | index (test split) | wall s | CPU s |")
+    lines = [head, "|" + "---|" * 10]
+    for name, r in rows.items():
+        res, g = r["test"], r.get("grounding")
+        ok = (f"{sum(a >= 50 and b <= 10 for a, b in g.values())} of {len(g)}" if g else "-")
+        mean = (f"{sum(a for a, _ in g.values()) / len(g):.1f} / {sum(b for _, b in g.values()) / len(g):.1f}"
+                if g else "-")
+        idx = r["index"]
+        lines.append(f"| {name} | {res.get('all/t2m/R01', float('nan')):.1f} | {res.get('all/t2m/R10', float('nan')):.1f} "
+                     f"| {res.get('all/m2t/R10', float('nan')):.1f} | {res.get('guo/t2m/R10', float('nan')):.1f} | {ok} "
+                     f"| {mean} | {idx['bytes'] / 1024:.0f} KiB ({idx['what']}, {idx['terms']:.1f} per motion) "
+                     f"| {r['time'][0]:.0f} | {r['time'][1]:.0f} |")
+    return "\n".join(lines)
+
+
+def grounding_table(rows: dict[str, dict]) -> str:
+    """Markdown table: per action word, the share of its motions / of the others with the word among the top-10
+    terms of p_m, one column pair per lexical row."""
+    named = {n: r["grounding"] for n, r in rows.items() if r.get("grounding")}
+    words = sorted({w for g in named.values() for w in g})
+    lines = ["| word | " + " | ".join(f"{n}: its motions / others (%)" for n in named) + " |",
+             "|" + "---|" * (len(named) + 1)]
+    for w in words:
+        cells = [f"{g[w][0]:.1f} / {g[w][1]:.1f}" if w in g else "-" for g in named.values()]
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def lexical_demo(rows: tuple[str, ...] = ("chain", "dagger-TMR", "TMR")) -> dict:
+    """``make lexical-demo``: the four-phase chain (:func:`run_chain`), dagger-TMR (``tmr_lexical_synthetic.yaml``)
+    and dense TMR (``tmr_demo.yaml``, same steps) on the same synthetic split, then the comparison table (protocols
+    (a) and (d) of the final weights, grounding of every action word of the generator, index size at top-k 32, each
+    row's wall and CPU time) and the grounding table. Fixed step counts and :func:`fix_determinism`: the same
+    command twice prints the same figures on a machine."""
+    from motion_text.tools.sparse import ACTION_WORDS
+
+    fix_determinism()
+    words = tuple(ACTION_WORDS)
+    out: dict[str, dict] = {}
+    if "chain" in rows:
+        t0, c0 = time.time(), _cpu_seconds()
+        chain = run_chain(synthetic=True, words=words)
+        out["chain (4 phases)"] = {"test": chain["test"], "grounding": grounding(chain["terms"]),
+                                   "index": chain["index"], "time": (time.time() - t0, _cpu_seconds() - c0)}
+    for name, config in (("dagger-TMR", "tmr_lexical_synthetic.yaml"), ("TMR", "tmr_demo.yaml")):
+        if name not in rows:
+            continue
+        cli, spent = fit_and_test(config)
+        test_ds = cli.datamodule.test_dataloader().dataset
+        row = {"test": dict(cli.model.test_results), "time": spent, "index": index_size(cli.model, test_ds)}
+        if getattr(cli.model, "vocab_tokenizer", None) is not None:
+            row["grounding"] = grounding(term_reports(cli.model, cli.datamodule.test_dataloader(), words))
+        out[name] = row
+    print("\nComparison on the synthetic test split (final weights; protocol (a): whole gallery, (d): batches of 32; "
+          "grounding: an action word among the top-10 terms of p_m, with its inflections)")
+    print(comparison_table(out))
+    if any(r.get("grounding") for r in out.values()):
+        print("\nGrounding per action word (share of the motions whose captions hold it / of the others)")
+        print(grounding_table(out))
+    return out
 
 
 @torch.no_grad()
-def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
+def term_reports(model: RetrievalMethod, loader, words=("kick",), k: int = 10) -> dict[str, dict]:
     """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
     ``inflected`` repeats the rates with the word's regular inflections added to the terms (:func:`inflections`; e.g.
@@ -70,10 +217,10 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
     ps, captions = [], []
     for batch in loader:
         batch = {key: v.to(model.device) if torch.is_tensor(v) else v for key, v in batch.items()}
-        ps.append(model.encode_batch_motion(batch).cpu())
+        ps.append(motion_vectors(model, batch).float().cpu())
         captions += [" ".join(caps) for caps in batch["all_texts"]]
     p = torch.cat(ps)
-    tok = model.text.tokenizer
+    tok = model.vocab_tokenizer
     overlap = caption_term_overlap(p, caption_terms(tok, captions), k)
     out = {"*": {"own_words": float(overlap["own"].mean()), "other_words": float(overlap["other"].mean()),
                  "n": len(p)}}
@@ -92,7 +239,7 @@ def term_reports(model: LexicalPretraining, loader, words=("kick",), k: int = 10
     return out
 
 
-def term_report(model: LexicalPretraining, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
+def term_report(model: RetrievalMethod, loader, word: str = "kick", k: int = 10) -> dict[str, float]:
     """:func:`term_reports` for one word."""
     return term_reports(model, loader, (word,), k)[word]
 
@@ -153,10 +300,11 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
           f"{len(set(c['caption'] for c in items))} distinct captions")
     captions["actions"] = agree
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
-    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions}
+    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions,
+            "index": index_size(cli.model, cli.datamodule.test_dataloader().dataset)}
 
 
-def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
+def keyword_report(model: RetrievalMethod, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
                    ) -> dict:
     """Keyword search quality on a split (what ``motion-text search --pair-rate`` measures on a saved index).
 
@@ -176,11 +324,17 @@ def keyword_report(model: LexicalPretraining, dataset, top_k: int | None = 32, k
     docs, keys = encode_split(model, dataset, quiet=True)
     if top_k is not None:
         docs = topk_sparsify_csr(docs, top_k)
-    index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.text.tokenizer, docs.shape[1]))
+    index = SparseIndex.from_vectors(docs, keys, top_k=top_k, vocab=vocabulary(model.vocab_tokenizer, docs.shape[1]))
     rows = keyword_rate(index, split_captions(dataset), list(itertools.combinations(ACTION_WORDS, 2)), k, inflect=inflect)
     return {"summary": keyword_summary(rows), "pairs": rows}
 
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "tmr"
-    {"tmr": tmr_demo, "lexical": lexical_demo}[which]()
+    if which not in ("tmr", "lexical"):
+        raise SystemExit(f"usage: python -m motion_text.demo [tmr | lexical [ROW ...]] (ROW: chain, dagger-TMR, TMR); "
+                         f"got {which!r}")
+    if which == "tmr":
+        tmr_demo()
+    else:
+        lexical_demo(tuple(sys.argv[2:]) or ("chain", "dagger-TMR", "TMR"))

@@ -43,6 +43,7 @@ from motion_text.data.skeleton import get_skeleton
 from motion_text.losses.contrastive import info_nce
 from motion_text.losses.sparsity import flops, l0
 from motion_text.methods.retrieval import RetrievalMethod
+from motion_text.metrics.retrieval import caption_keys
 from motion_text.models.encoders.spatiotemporal import SpatioTemporalEncoder
 from motion_text.models.encoders.text import MaskedLMTextEncoder
 from motion_text.models.heads.bottleneck import BottleneckDecoder, masked_lm_loss
@@ -73,7 +74,8 @@ class LexicalPretraining(RetrievalMethod):
         SPLADE weighs queries and documents separately); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask``
         (phase 1:
         0.5 -> 1.0, phase 3: 0.4 -> 1.0) reached at ``curriculum_epochs`` - 1; ``frame_mask_ratio`` (50 %).
-    temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product).
+    temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product). The paper states
+        none: the defaults 0.1 / 1.0 (no scaling) are ours; ``lexical_phase4.yaml`` uses 5 (1 collapses, measured).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
     """
 
@@ -163,6 +165,11 @@ class LexicalPretraining(RetrievalMethod):
     def motion_lexical(self, joints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         tokens, tmask = self.motion_encoder(joints, mask)
         return self.lexical_head(tokens, tmask, inactive_grad=self.hparams.motion_inactive_grad)
+
+    @property
+    def vocab_tokenizer(self):
+        """Tokenizer naming the dimensions of p_t / p_m (what the sparse index, search and term reports read)."""
+        return self.text.tokenizer
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -263,7 +270,8 @@ class LexicalPretraining(RetrievalMethod):
             return
         t = self.encode_text(batch["text"])
         m = self.encode_batch_motion(batch)
-        metric.update(t, m, batch["index"])
+        key = caption_keys(batch["text"]) if "motion_patches" in metric.protocols else None
+        metric.update(t, m, batch["index"], caption_key=key)
 
     def on_validation_epoch_end(self) -> None:
         if self.phase == 4:

