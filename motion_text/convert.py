@@ -78,9 +78,15 @@ def convert_tmr(src: str | Path, out: str | Path, text_model: str = "distilbert-
     n_layers = len({k.split(".")[3] for k in kept if k.startswith("motion_encoder.seqTransEncoder.layers.")})
     hp = tmr_hparams(text_model=text_model, latent_dim=proj.shape[0], ff_size=ff, num_layers=n_layers,
                      nfeats=proj.shape[1])
+    return write_checkpoint(kept, hp, out)
+
+
+def write_checkpoint(state: dict, hp: dict, out: str | Path) -> Path:
+    """Write ``state`` and ``hp`` as a Lightning checkpoint that ``<Class>.load_from_checkpoint(out,
+    weights_only=True)`` loads without a training config (a temporary file, then a rename)."""
     import lightning
 
-    ckpt = {"state_dict": kept, "hyper_parameters": hp, "pytorch-lightning_version": lightning.__version__,
+    ckpt = {"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": lightning.__version__,
             "epoch": 0, "global_step": 0}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from motion_text.convert import TMR_MODULES, tmr_hparams
+from motion_text.convert import TMR_MODULES, tmr_hparams, write_checkpoint
 from motion_text.models.encoders.motpp import MoTPPEncoder
 
 __all__ = ["MOTPP_PARTS", "motpp_motion_keys", "official_state", "convert_motpp", "convert_rehamot"]
@@ -159,16 +159,7 @@ def _check_strict(cls, init_args: dict, state: dict, where: str) -> None:
 
 
 def _write(state: dict, hp: dict, out: str | Path) -> Path:
-    import lightning
-
-    ckpt = {"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": lightning.__version__,
-            "epoch": 0, "global_step": 0}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(out)
-    return out
+    return write_checkpoint(state, hp, out)
 
 
 # ---- rehamot (DropTriple) -------------------------------------------------------------------------------------------

@@ -130,6 +130,27 @@ def _stats(ns, dm, real_ds) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 
+def _inputs(ns, nfeats: int, who: str):
+    """The data both evaluators read: the DataModule of ``--stats-from`` and its real split (if given), Mean / Std,
+    the captions and the generated motions, normalised and cut to ``max_len``."""
+    from motion_text.tools import common as C
+
+    dm = real_ds = None
+    if ns.stats_from:
+        dm = C.load_datamodule(ns.stats_from, num_workers=ns.num_workers)
+        if dm.feature_dim != nfeats:
+            raise ValueError(f"data config {ns.stats_from!r} has {dm.feature_dim}-d features but {who} expects "
+                             f"{nfeats}")
+        real_ds = C.split_dataset(dm, ns.real_split)
+    mean, std = _stats(ns, dm, real_ds)
+    if mean.shape != (nfeats,) or std.shape != (nfeats,):
+        raise ValueError(f"Mean/Std of shape {mean.shape} / {std.shape} do not match {nfeats}-d features")
+    max_len = ns.max_len if ns.max_len is not None else (dm.max_len if dm is not None else None)
+    captions = read_captions(ns.captions)
+    ids, raw = load_generated(ns.motions, captions, nfeats)
+    return dm, real_ds, mean, std, max_len, captions, ids, [(r[:max_len] - mean) / std for r in raw]
+
+
 @user_errors
 def run(ns) -> int:
     """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`)."""
@@ -140,20 +161,7 @@ def run(ns) -> int:
     if getattr(ns, "evaluator", "tmr") == "guo":
         return run_guo(ns)
     method = R.load_method(ns.ckpt, ns.device)
-    dm = real_ds = None
-    if ns.stats_from:
-        dm = R.load_datamodule(ns.stats_from, num_workers=ns.num_workers)
-        if dm.feature_dim != method.nfeats:
-            raise ValueError(f"data config {ns.stats_from!r} has {dm.feature_dim}-d features but the checkpoint's "
-                             f"model expects {method.nfeats}")
-        real_ds = R.split_dataset(dm, ns.real_split)
-    mean, std = _stats(ns, dm, real_ds)
-    if mean.shape != (method.nfeats,) or std.shape != (method.nfeats,):
-        raise ValueError(f"Mean/Std of shape {mean.shape} / {std.shape} do not match {method.nfeats}-d features")
-    max_len = ns.max_len if ns.max_len is not None else (dm.max_len if dm is not None else None)
-    captions = read_captions(ns.captions)
-    ids, raw = load_generated(ns.motions, captions, method.nfeats)
-    feats = [(r[:max_len] - mean) / std for r in raw]
+    dm, real_ds, mean, std, max_len, captions, ids, feats = _inputs(ns, method.nfeats, "the checkpoint's model")
     with R.progress_bar("encoding generated motions", len(feats), ns.quiet) as adv:
         motion_emb = R.encode_arrays(method, feats, advance=adv)
     with R.progress_bar("encoding captions", len(ids), ns.quiet) as adv:
@@ -258,20 +266,7 @@ def run_guo(ns) -> int:
     ev = GuoEvaluator.from_official(ns.ckpt, unit_length=ns.unit_length, max_text_len=ns.max_text_len,
                                     max_motion_length=ns.max_motion_length).to(device)
     vocab = GuoVocabulary.from_dir(ns.glove)
-    dm = real_ds = None
-    if ns.stats_from:
-        dm = R.load_datamodule(ns.stats_from, num_workers=ns.num_workers)
-        if dm.feature_dim != ev.dim_pose:
-            raise ValueError(f"data config {ns.stats_from!r} has {dm.feature_dim}-d features but the evaluator "
-                             f"{ns.ckpt} expects {ev.dim_pose}")
-        real_ds = R.split_dataset(dm, ns.real_split)
-    mean, std = _stats(ns, dm, real_ds)
-    if mean.shape != (ev.dim_pose,) or std.shape != (ev.dim_pose,):
-        raise ValueError(f"Mean/Std of shape {mean.shape} / {std.shape} do not match {ev.dim_pose}-d features")
-    max_len = ns.max_len if ns.max_len is not None else (dm.max_len if dm is not None else None)
-    captions = read_captions(ns.captions)
-    ids, raw = load_generated(ns.motions, captions, ev.dim_pose)
-    feats = [(r[:max_len] - mean) / std for r in raw]
+    dm, real_ds, mean, std, max_len, captions, ids, feats = _inputs(ns, ev.dim_pose, f"the evaluator {ns.ckpt}")
     bs = 64
     with R.progress_bar("encoding generated motions", len(feats), ns.quiet) as adv:
         motion_emb = _guo_batches(ev.encode_motions, feats, bs, adv)
