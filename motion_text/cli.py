@@ -139,15 +139,21 @@ def usage() -> str:
 
 
 def _synth(ns: argparse.Namespace) -> int:
-    if ns.format == "aistpp":
-        from motion_text.data.synthetic_aistpp import generate_aistpp
+    from motion_text.data.synthetic import FULL_SIZE
 
-        generate_aistpp(ns.out, num=ns.num, seed=ns.seed, quiet=ns.quiet)
+    full = ns.num == "full"
+    num = FULL_SIZE[ns.format] if full else ns.num
+    splits = ns.splits or ("real" if full else "synthetic")
+    if ns.format == "aistpp":
+        from motion_text.data.synthetic_aistpp import FULL_DURATION, generate_aistpp
+
+        generate_aistpp(ns.out, num=num, seed=ns.seed, quiet=ns.quiet, workers=ns.workers, splits=splits,
+                        **({"duration": FULL_DURATION} if full else {}))
     else:
         from motion_text.data.synthetic import generate_dataset
 
-        r = generate_dataset(ns.out, ns.format, ns.num, ns.seed, layout=ns.layout, workers=ns.workers,
-                             quiet=ns.quiet)
+        r = generate_dataset(ns.out, ns.format, num, ns.seed, layout=ns.layout, workers=ns.workers,
+                             quiet=ns.quiet, splits=splits)
         if not ns.quiet:
             print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
     return 0
@@ -164,24 +170,6 @@ def _run_tool(args: list[str]) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if ns.command == "synth":
-        from motion_text.data.synthetic import FULL_SIZE
-
-        full = ns.num == "full"
-        num = FULL_SIZE[ns.format] if full else ns.num
-        splits = ns.splits or ("real" if full else "synthetic")
-        if ns.format == "aistpp":
-            from motion_text.data.synthetic_aistpp import FULL_DURATION, generate_aistpp
-
-            generate_aistpp(ns.out, num=num, seed=ns.seed, quiet=ns.quiet, workers=ns.workers, splits=splits,
-                            **({"duration": FULL_DURATION} if full else {}))
-        else:
-            from motion_text.data.synthetic import generate_dataset
-
-            r = generate_dataset(ns.out, ns.format, num, ns.seed, layout=ns.layout, workers=ns.workers,
-                                 quiet=ns.quiet, splits=splits)
-            if not ns.quiet:
-                print(f"wrote {r.num_motions} motions ({r.num_files} files) to {r.root}; splits {r.splits}")
-        return 0
         try:
             return _synth(ns)
         except (ValueError, OSError) as e:  # a bad --num / --workers, an --out that cannot be written
