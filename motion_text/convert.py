@@ -16,7 +16,7 @@ import torch
 
 from motion_text.checkpoint import read_checkpoint
 
-__all__ = ["convert_tmr", "tmr_hparams", "TMR_MODULES"]
+__all__ = ["convert_tmr", "tmr_hparams", "official_state", "write_checkpoint", "TMR_MODULES"]
 
 TMR_MODULES = ("motion_encoder", "text_encoder", "motion_decoder")
 
@@ -44,20 +44,29 @@ def tmr_hparams(text_model: str = "distilbert-base-uncased", latent_dim: int = 2
     }
 
 
-def _official_state(src: Path) -> dict[str, torch.Tensor]:
+def official_state(src: Path, modules: tuple[str, ...] | None = TMR_MODULES,
+                   source: str = "TMR") -> dict[str, torch.Tensor]:
+    """Flat ``<module>.<key>`` tensors of a TMR-style run folder (``last_weights/<module>.pt``, one state dict per
+    module: ``modules``, each required, or every ``*.pt`` with ``None``) or of a Lightning ``.ckpt`` (its
+    ``state_dict``), each file read by :func:`~motion_text.checkpoint.read_checkpoint` (weights only). ``source``
+    names the release in messages (MoT++ run folders share TMR's layout)."""
     if src.is_dir():
         wdir = src / "last_weights" if (src / "last_weights").is_dir() else src
-        state = {}
-        for name in TMR_MODULES:
-            f = wdir / f"{name}.pt"
-            if not f.exists():
-                raise FileNotFoundError(f"{f}: missing; expected TMR's last_weights/{{{','.join(TMR_MODULES)}}}.pt")
-            for k, v in read_checkpoint(f, what="TMR weights file").items():
-                state[f"{name}.{k}"] = v
-        return state
+        if modules is None:
+            files = sorted(wdir.glob("*.pt"))
+            if not files:
+                raise FileNotFoundError(f"{wdir}: no <module>.pt files (expected last_weights/motion_encoder.pt, ...)")
+        else:
+            files = [wdir / f"{name}.pt" for name in modules]
+            for f in files:
+                if not f.exists():
+                    raise FileNotFoundError(f"{f}: missing; expected {source}'s last_weights/"
+                                            f"{{{','.join(modules)}}}.pt")
+        return {f"{f.stem}.{k}": v for f in files
+                for k, v in read_checkpoint(f, what=f"{source} weights file").items()}
     if not src.exists():
-        raise FileNotFoundError(f"{src}: no such TMR run folder or checkpoint")
-    ckpt = read_checkpoint(src, what="TMR checkpoint")
+        raise FileNotFoundError(f"{src}: no such {source} run folder or checkpoint")
+    ckpt = read_checkpoint(src, what=f"{source} checkpoint")
     state = ckpt.get("state_dict", ckpt)
     if not isinstance(state, dict):
         raise ValueError(f"{src}: 'state_dict' is a {type(state).__name__}, not a dict of tensors")
@@ -66,7 +75,7 @@ def _official_state(src: Path) -> dict[str, torch.Tensor]:
 
 def convert_tmr(src: str | Path, out: str | Path, text_model: str = "distilbert-base-uncased") -> Path:
     """Convert an official TMR run folder or ``.ckpt`` into a checkpoint of :class:`motion_text.methods.tmr.TMR`."""
-    state = _official_state(Path(src))
+    state = official_state(Path(src))
     kept = {k: v for k, v in state.items() if k.split(".")[0] in TMR_MODULES and not k.endswith(".pe")}
     if not kept:
         raise ValueError(f"{src}: no motion_encoder./text_encoder./motion_decoder. tensors found")

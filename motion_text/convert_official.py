@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 
-from motion_text.convert import TMR_MODULES, tmr_hparams, write_checkpoint
+from motion_text.checkpoint import read_checkpoint
+from motion_text.convert import TMR_MODULES, official_state, tmr_hparams, write_checkpoint
 from motion_text.models.encoders.motpp import MoTPPEncoder
 
-__all__ = ["MOTPP_PARTS", "motpp_motion_keys", "official_state", "convert_motpp", "convert_rehamot"]
+__all__ = ["MOTPP_PARTS", "motpp_motion_keys", "convert_motpp", "convert_rehamot"]
 
 #: official ``layer1_*_enc`` names -> our body-part names
 MOTPP_PARTS = {"root": "root", "feet": "feet", "rarm": "right_arm", "larm": "left_arm", "torso": "torso",
@@ -73,29 +74,6 @@ def motpp_motion_keys(state: dict[str, torch.Tensor], where: str = "motion_encod
     return out
 
 
-def official_state(src: Path) -> dict[str, torch.Tensor]:
-    """Flat ``<module>.<key>`` tensors of a run folder (``last_weights/*.pt``, one state dict per module) or of a
-    Lightning ``.ckpt`` (``state_dict``), read with ``weights_only=True``."""
-    try:
-        if src.is_dir():
-            wdir = src / "last_weights" if (src / "last_weights").is_dir() else src
-            files = sorted(wdir.glob("*.pt"))
-            if not files:
-                raise FileNotFoundError(f"{wdir}: no <module>.pt files (expected last_weights/motion_encoder.pt, ...)")
-            return {f"{f.stem}.{k}": v for f in files
-                    for k, v in torch.load(f, map_location="cpu", weights_only=True).items()}
-        if not src.exists():
-            raise FileNotFoundError(f"{src}: no such run folder or checkpoint")
-        ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, ValueError):
-        raise
-    except Exception as err:  # truncated file, not a torch file, unpickling refused
-        raise ValueError(f"{src}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{src}: expected a checkpoint dict, got {type(ckpt).__name__}")
-    return dict(ckpt.get("state_dict", ckpt))
-
-
 def _layers(state: dict, prefix: str) -> int:
     return len({k.split(".")[1] for k in state if k.startswith(prefix + ".")})
 
@@ -105,7 +83,7 @@ def convert_motpp(src: str | Path, out: str | Path, text_model: str = "distilber
     """Convert an official MoT++ run folder or ``.ckpt`` into a checkpoint of
     :class:`motion_text.methods.mot_cccl.MoTCCCL` (see the module docstring)."""
     src = Path(src)
-    state = official_state(src)
+    state = official_state(src, modules=None, source="MoT++")
     by_module: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in state.items():
         head, _, rest = k.partition(".")
@@ -203,13 +181,8 @@ def convert_rehamot(src: str | Path, out: str | Path, text_model: str = "distilb
         if not found:
             raise FileNotFoundError(f"{src}: no checkpoints/model_best.ckpt (rehamot run folder)")
         src = found[0]
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such rehamot checkpoint")
-    try:
-        ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{src}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
-    parts = ckpt.get("model") if isinstance(ckpt, dict) else None
+    ckpt = read_checkpoint(src, what="rehamot checkpoint")
+    parts = ckpt.get("model")
     if not isinstance(parts, (list, tuple)) or len(parts) != 2 or not all(isinstance(p, dict) for p in parts):
         raise ValueError(f"{src}: not a rehamot checkpoint (expected 'model': [motion state dict, text state dict])")
     motion = {k: v for k, v in parts[0].items() if k != "sequence_pos_encoding.pe"}

@@ -69,7 +69,7 @@ def test_convert_motpp_errors(tmp_path):
     with pytest.raises(SystemExit, match="key 'time_embed' is not part of MoT\\+\\+'s MoViT_v2"):
         main(["convert", "--from", "motpp", str(tmp_path / "bad"), "--out", str(tmp_path / "o.ckpt")])
     (tmp_path / "trunc.ckpt").write_bytes(b"\x80\x02garbage")
-    with pytest.raises(SystemExit, match="trunc.ckpt: not a readable torch checkpoint"):
+    with pytest.raises(SystemExit, match="trunc.ckpt: not a readable weights-only MoT\\+\\+ checkpoint"):
         main(["convert", "--from", "motpp", str(tmp_path / "trunc.ckpt"), "--out", str(tmp_path / "o.ckpt")])
     torch.save({"state_dict": {"motion_encoder.projection.weight": torch.zeros(2, 2)}}, tmp_path / "tmr.ckpt")
     with pytest.raises(SystemExit, match="tmr.ckpt: not a MoT\\+\\+ checkpoint"):

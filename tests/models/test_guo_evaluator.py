@@ -67,7 +67,7 @@ def test_bad_files(tmp_path):
     with pytest.raises(ValueError, match="motion_encoder does not match the official architecture"):
         GuoEvaluator.from_official(tmp_path / "extra.tar")
     (tmp_path / "trunc.tar").write_bytes((FIX / "finest.tar").read_bytes()[:100])
-    with pytest.raises(ValueError, match="trunc.tar: not a readable torch checkpoint"):
+    with pytest.raises(ValueError, match="trunc.tar: not a readable weights-only evaluator checkpoint"):
         load_guo_state(tmp_path / "trunc.tar")
 
 

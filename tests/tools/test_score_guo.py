@@ -87,7 +87,7 @@ def test_score_guo_multimodality_and_errors(guo_setup, tmp_path, capsys):
     with pytest.raises(SystemExit, match="needs --glove"):
         main(base)
     (tmp_path / "bad.tar").write_bytes(b"not a checkpoint")
-    with pytest.raises(SystemExit, match="bad.tar: not a readable torch checkpoint"):
+    with pytest.raises(SystemExit, match="bad.tar: not a readable weights-only evaluator checkpoint"):
         main([*base[:3], "--ckpt", str(tmp_path / "bad.tar"), *base[5:], "--glove", str(work)])
 
 

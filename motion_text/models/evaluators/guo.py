@@ -168,15 +168,13 @@ _PARTS = ("movement_encoder", "text_encoder", "motion_encoder")
 
 
 def load_guo_state(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
-    """The three state dicts of an official ``text_mot_match/model/finest.tar`` (``torch.load(weights_only=True)``)."""
+    """The three state dicts of an official ``text_mot_match/model/finest.tar``, read by
+    :func:`~motion_text.checkpoint.read_checkpoint` (weights only)."""
+    from motion_text.checkpoint import read_checkpoint
+
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: evaluator checkpoint not found (text_mot_match/model/finest.tar)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
-    missing = [p for p in _PARTS if not isinstance(ckpt, dict) or p not in ckpt]
+    ckpt = read_checkpoint(path, what="evaluator checkpoint", hint=" (text_mot_match/model/finest.tar)")
+    missing = [p for p in _PARTS if p not in ckpt]
     if missing:
         raise ValueError(f"{path}: not a Guo et al. evaluator checkpoint (no {', '.join(missing)}; expected the "
                          f"text_mot_match/model/finest.tar layout)")
