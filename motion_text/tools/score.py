@@ -39,7 +39,7 @@ from motion_text.metrics.generation import (  # noqa: F401  (re-exported: the me
     r_precision,
     score_embeddings,
 )
-from motion_text.tools import user_errors
+from motion_text.tools import check_counts, user_errors
 
 __all__ = ["r_precision", "matching_score", "frechet_distance", "fid", "diversity", "read_captions",
            "load_generated", "score_embeddings", "run", "run_guo", "caption_tokens"]
@@ -154,7 +154,6 @@ def _inputs(ns, nfeats: int, who: str):
 @user_errors
 def run(ns) -> int:
     """Entry point of ``motion-text score`` (``ns`` from :func:`motion_text.tools.add_score_parser`)."""
-    from motion_text.tools import check_counts
     from motion_text.tools import retrieve as R
 
     check_counts(ns)
