@@ -13,7 +13,12 @@ then measures, in a fresh interpreter per config:
 * ``steps_per_s``: optimisation steps per second with the config's batch size over ``--steps`` steps (the first 5,
   warm-up, excluded), data loading included, without validation, checkpoints or logger;
 * ``test_s``: ``trainer.test`` over the whole test split (``--no-test`` skips it);
-* ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included).
+* ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included);
+* ``gflop_step``, ``saved_mb``, ``frames``: the cost of the fit's last training step (:class:`StepCost`):
+  matrix-product FLOPs of forward + backward (``torch.utils.flop_counter``), the activations autograd keeps for the
+  backward pass, the (batch, padded frames) of its batch; ``gflops``: ``gflop_step`` x ``steps_per_s``, next to
+  ``matmul_gflops``, a plain float32 matrix product's rate on the same threads in the same process, so a slow step
+  reads as "much work" or "badly run work".
 
 One JSON row per config goes to ``--out`` (``<config>.json``) and ``--table`` rebuilds the markdown table of
 ``docs/scale.md`` from the rows there. Runs on the CPU unless a GPU is present.
@@ -79,13 +84,14 @@ def _trainer(max_steps: int, callbacks: list, root: str):
 class _Clock:
     """Lightning callback: time of the module's ``setup`` (caption encoding) and of every training step."""
 
-    def __new__(cls):
+    def __new__(cls, cost_step: int | None = None):
         import lightning as L
 
         class Clock(L.Callback):
             def __init__(self) -> None:
                 self.t_setup = self.t_fit_start = None
                 self.step_times: list[float] = []
+                self.cost, self.cost_step, self.frames = StepCost(), cost_step, None
 
             def setup(self, trainer, pl_module, stage) -> None:  # called before the LightningModule's setup
                 self.t_setup = time.perf_counter()
@@ -93,14 +99,66 @@ class _Clock:
             def on_fit_start(self, trainer, pl_module) -> None:
                 self.t_fit_start = time.perf_counter()
 
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+                if trainer.global_step == self.cost_step:
+                    self.frames = list(batch["motion"].shape[:2]) if "motion" in batch else None
+                    self.cost.start(pl_module)
+
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
                 self.step_times.append(time.perf_counter())
+                if trainer.global_step == self.cost_step + 1:
+                    self.cost.stop()
 
             @property
             def module_setup_s(self) -> float:
                 return self.t_fit_start - self.t_setup
 
         return Clock()
+
+
+class StepCost:
+    """Cost of one training step (forward + backward + optimiser step): GFLOP of its matrix products
+    (``torch.utils.flop_counter``) and MB of the tensors autograd saves for the backward pass (each storage once, parameters left out).
+    ``start()`` / ``stop()`` bracket the step (:class:`_Clock` calls them around one step of the fit)."""
+
+    def __init__(self) -> None:
+        self.storages: dict[int, int] = {}
+        self.gflop = self.saved_mb = None
+
+    def _pack(self, t):
+        st = t.untyped_storage()
+        self.storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    def start(self, module) -> None:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        self.params = {p.untyped_storage().data_ptr() for p in module.parameters()}  # weights are not activations
+        self.counter = FlopCounterMode(display=False)
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self.counter.__enter__()
+        self.hooks.__enter__()
+
+    def stop(self) -> None:
+        self.hooks.__exit__(None, None, None)
+        self.counter.__exit__(None, None, None)
+        self.gflop = self.counter.get_total_flops() / 1e9
+        self.saved_mb = sum(n for ptr, n in self.storages.items() if ptr not in self.params) / 2**20
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """GFLOP/s of an (n, n) x (n, n) float32 matrix product on this process's threads (best of 3)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 * repeats / best / 1e9
 
 
 def child(ns: argparse.Namespace) -> dict:
@@ -122,13 +180,16 @@ def child(ns: argparse.Namespace) -> dict:
         row["setup_s"] = time.perf_counter() - t
         row["setup_rss_mb"] = peak_rss_mb()
         row["train_items"] = len(dm.datasets["train"])
-        clock = _Clock()
+        clock = _Clock(cost_step=ns.steps - 1)  # the last step: the timed ones run without the counters
         trainer = _trainer(ns.steps, [clock], tmp)
         trainer.fit(model, dm)
         row["captions_first_s"] = clock.module_setup_s
-        times = clock.step_times[5:] if len(clock.step_times) > 10 else clock.step_times
+        times = clock.step_times[:-1]  # the last step ran under the counters
+        times = times[5:] if len(times) > 10 else times
         row["steps_per_s"] = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
         row["fit_rss_mb"] = peak_rss_mb()
+        row.update(gflop_step=clock.cost.gflop, saved_mb=clock.cost.saved_mb, frames=clock.frames,
+                   gflops=clock.cost.gflop * row["steps_per_s"], matmul_gflops=matmul_gflops())
         # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
         cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
         clock2 = _Clock()
@@ -151,6 +212,8 @@ def child(ns: argparse.Namespace) -> dict:
 COLUMNS = [("config", "config"), ("data", "data"), ("train_items", "train items"), ("batch_size", "batch"),
            ("setup_s", "setup s"), ("setup_rss_mb", "setup RSS MB"), ("captions_first_s", "captions 1st s"),
            ("captions_cached_s", "captions 2nd s"), ("text_cache", "text cache"), ("steps_per_s", "steps/s"),
+           ("gflop_step", "GFLOP / step"), ("gflops", "GFLOP/s"), ("matmul_gflops", "matmul GFLOP/s"),
+           ("saved_mb", "saved for backward MB"),
            ("test_items", "test items"), ("test_s", "test s"), ("peak_rss_mb", "peak RSS MB")]
 
 

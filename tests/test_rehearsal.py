@@ -27,3 +27,18 @@ def test_lexical_memory_line_through_two_batch_sizes():
     line = lexical_memory.table(rows).splitlines()[2]
     # fixed 100 MB, 3 MB per sample: 484 MB at B = 128, 292 MB at B = 64
     assert "| 100 | 3.0 | 484 | 292 |" in line
+
+
+def test_step_cost_counts_matmul_flops_and_saved_activations():
+    import torch
+
+    lin = torch.nn.Linear(64, 32)
+    x = torch.randn(8, 64)
+    cost = rehearsal.StepCost()
+    cost.start(lin)
+    lin(x).sum().backward()
+    cost.stop()
+    # forward 2*8*64*32, backward only the weight gradient (x needs none): the same again
+    assert cost.gflop * 1e9 == 2 * (2 * 8 * 64 * 32)
+    # autograd keeps x (8 x 64 floats) for the weight gradient; the weight itself is a parameter, not an activation
+    assert cost.saved_mb * 2**20 == 8 * 64 * 4
