@@ -107,7 +107,8 @@ class MoTPPEncoder(nn.Module):
        ``num_temporal_layers`` pre-norm blocks attending only to the CLS tokens and the valid frames.
     5. **Head**: LayerNorm (eps 1e-6) -> ReLU -> Dropout -> Linear(d, d) on the CLS outputs, returned as
        (B, 2, d) = (mu, logvar), or (B, 1, d) when ``vae`` is False -- the same interface as
-       :class:`motion_text.models.encoders.actor.ACTORStyleEncoder`.
+       :class:`motion_text.models.encoders.actor.ACTORStyleEncoder`. :meth:`encode_sequence` also returns the
+       frame outputs after that LayerNorm (the tokens dagger-MoT++'s lexical head pools).
 
     Blocks: ``num_heads`` heads with a qkv bias, FFN d -> ``ff_size`` -> d with GELU, no dropout inside the blocks (the reference's
     ``attn_drop``/``proj_drop``/FFN dropout are 0); DropPath grows linearly from 0 to ``drop_path`` over all
