@@ -82,8 +82,8 @@ def cccl_lambda(epoch: int, start: int = 40, end: int = 100) -> float:
 
 
 def cccl(text: torch.Tensor, motion: torch.Tensor, sent_emb: torch.Tensor, log_scales: torch.Tensor, lam: float,
-         filter_threshold: float | None = None, nce_temperature: float = 0.1, gather: bool = True
-         ) -> dict[str, torch.Tensor]:
+         filter_threshold: float | None = None, nce_temperature: float = 0.1, gather: bool = True,
+         normalize: bool = True) -> dict[str, torch.Tensor]:
     """Cross-Consistent Contrastive Loss (MoT++, ``InfoNCECrossConsistent``; method-details 1.1).
 
     With A = norm(text), B = norm(motion), Z = norm(sent_emb) and s = exp(log_scales) = [s_c, s_t, s_m, s_z]:
@@ -99,10 +99,15 @@ def cccl(text: torch.Tensor, motion: torch.Tensor, sent_emb: torch.Tensor, log_s
     ``info-nce-with-filtering-cross-consistent-*`` configurations): logits A B^T / ``nce_temperature`` with the
     *fixed* temperature 0.1 of that configuration, near-duplicate negatives (:func:`filter_mask`) set to -inf. The
     learnable s_c then only enters L_cons and receives no gradient from L_nce.
+
+    ``normalize=False`` (dagger-MoT++, lexical vectors p_t, p_m): A = text and B = motion as given, so C, T, M (and
+    the filtered logits) are raw dot products; the teacher Z, dense sentence embeddings, stays normalised.
     """
     with _fp32(text.device):
         (a, b, z), _ = _gather(gather, text.float(), motion.float(), sent_emb.float())
-        a, b, z = F.normalize(a, dim=-1), F.normalize(b, dim=-1), F.normalize(z, dim=-1)
+        if normalize:
+            a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+        z = F.normalize(z, dim=-1)
         s_c, s_t, s_m, s_z = log_scales.float().exp().unbind()
         c = s_c * a @ b.T
         t = s_t * a @ a.T

@@ -47,8 +47,9 @@ class TMR(RetrievalMethod):
         product of the vocabulary-sized vectors p_t, p_m, max-pooled over the encoders' frame / word tokens, and the
         contrastive term (InfoNCE on raw dot products / ``temperature``, weight ``lambda_contrastive``) takes them in
         place of the sampled latents; the VAE terms (reconstruction, KL, latent) stay on the distribution tokens, so
-        the objective is otherwise TMR's. ``tmr_lexical.yaml`` / ``tmr_lexical_synthetic.yaml``. Not yet for MoT++
-        (dagger-MoT++): its body-part encoder has no per-token output and its CCCL normalises the embeddings.
+        the objective is otherwise TMR's. ``tmr_lexical.yaml`` / ``tmr_lexical_synthetic.yaml``. The encoders must
+        have ``encode_sequence(x, mask, return_mask=True)`` -> (distribution tokens then frame / word tokens, the
+        frame / word tokens' validity mask), as ``ACTORStyleEncoder`` and ``MoTPPEncoder``.
     lambda_flops: weight of FLOPS(p_t) + FLOPS(p_m) (Eq. 3) with a lexical head (the paper states none for the
         dagger baselines; 1e-4 is Eq. 8's weight, the project's choice).
     """
@@ -105,9 +106,9 @@ class TMR(RetrievalMethod):
 
     def _with_lexical(self, encoder: nn.Module, x: torch.Tensor, mask: torch.Tensor, temporal: bool
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        seq = encoder.encode_sequence(x, mask)
-        n = seq.shape[1] - x.shape[1]  # distribution tokens first
-        return seq[:, :n], self.lexical_head(seq[:, n:], mask.bool(), temporal=temporal)
+        seq, token_mask = encoder.encode_sequence(x, mask, return_mask=True)  # MoT++ may resample the frames
+        n = seq.shape[1] - token_mask.shape[1]  # distribution tokens first
+        return seq[:, :n], self.lexical_head(seq[:, n:], token_mask, temporal=temporal)
 
     @property
     def vocab_tokenizer(self):

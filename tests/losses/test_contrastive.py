@@ -114,3 +114,40 @@ def test_cccl_matches_motpp_outputs(variant):
     np.testing.assert_allclose(gm.numpy(), ref[f"{variant}_grad_motion"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(gt.numpy(), ref[f"{variant}_grad_text"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(gs.numpy(), ref[f"{variant}_grad_log_scales"], rtol=1e-4, atol=1e-6)
+
+
+def test_cccl_raw_dot_products_without_normalize():
+    """``normalize=False`` (dagger-MoT++): C, T, M are raw dot products of the given vectors, Z stays normalised.
+    Reference: the docstring's formulas in numpy, with A = text and B = motion unnormalised; the loss also differs
+    from the normalised one (the flag is not a no-op)."""
+    g = torch.Generator().manual_seed(3)
+    t, m = torch.rand(5, 6, generator=g) * 2, torch.rand(5, 6, generator=g) * 2  # non-negative, as p_t, p_m
+    z = torch.randn(5, 4, generator=g) * 3
+    log_scales = np.log([0.2, 0.3, 0.25, 10.0])
+    scales = torch.tensor(log_scales, dtype=torch.float32)
+    a, b, zz = t.double().numpy(), m.double().numpy(), _norm(z.double().numpy())
+    sc, st, sm, sz = np.exp(log_scales)
+    c, tt, mm, zt = sc * a @ b.T, st * a @ a.T, sm * b @ b.T, sz * zz @ zz.T
+    n = len(c)
+    for lam in (0.0, 0.3, 1.0):
+        nce = -(np.mean([_log_softmax(c[i])[i] for i in range(n)]) + np.mean([_log_softmax(c[:, j])[j]
+                                                                           for j in range(n)])) / 2
+        teach = ref_cc(zt, tt) + ref_cc(zt, mm)
+        cons = sum((ref_cc(u, c) + ref_cc(u, c.T) + ref_cc(c, u) + ref_cc(c.T, u)) / 4 for u in (tt, mm))
+        out = cccl(t, m, z, scales, lam=lam, normalize=False)
+        assert float(out["nce"]) == pytest.approx(nce, rel=1e-5)
+        assert float(out["teach"]) == pytest.approx(teach, rel=1e-5)
+        assert float(out["cons"]) == pytest.approx(cons, rel=1e-5)
+        assert float(out["loss"]) == pytest.approx(nce + lam * cons + (1 - lam) * teach, rel=1e-5)
+        normed = cccl(t, m, z, scales, lam=lam)
+        assert float(normed["loss"]) == pytest.approx(ref_cccl(a, b, z.double().numpy(), log_scales, lam), rel=1e-5)
+        assert abs(float(normed["loss"]) - float(out["loss"])) > 1e-3
+    # with filtering, L_nce's logits are raw A B^T / nce_temperature
+    sent = torch.eye(5)
+    sent[3] = sent[1]
+    drop = filter_mask(sent, 0.8).numpy()
+    s = np.where(drop, -np.inf, a @ b.T / 5.0)
+    ref_nce = -(np.mean([_log_softmax(s[i])[i] for i in range(n)]) + np.mean([_log_softmax(s[:, j])[j]
+                                                                             for j in range(n)])) / 2
+    out = cccl(t, m, sent, scales, lam=0.5, filter_threshold=0.8, nce_temperature=5.0, normalize=False)
+    assert float(out["nce"]) == pytest.approx(ref_nce, rel=1e-5)

@@ -68,6 +68,15 @@ def test_encoder_padding_invariance():
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
+def test_encode_sequence_returns_the_input_mask():
+    enc = _encoder().eval()
+    x, mask = torch.randn(2, 5, NFEATS), _mask([5, 3], 5)
+    with torch.no_grad():
+        seq, token_mask = enc.encode_sequence(x, mask, return_mask=True)
+        assert torch.equal(seq, enc.encode_sequence(x, mask)) and torch.equal(seq[:, :2], enc(x, mask))
+    assert seq.shape == (2, 2 + 5, D) and torch.equal(token_mask, mask)
+
+
 def test_encoder_per_sample_independence_and_vae_flag():
     enc = _encoder().eval()
     x = torch.randn(3, 6, NFEATS)

@@ -81,8 +81,15 @@ def test_parts_cover_every_token_once(name):
 
 
 def _reference(enc: MoTPPEncoder, x: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+    return _reference_sequences(enc, x, lengths)[0]
+
+
+def _reference_sequences(enc: MoTPPEncoder, x: torch.Tensor, lengths: list[int]
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(the (B, n_cls, D) CLS outputs, the per-sample (length, D) frame outputs after the final norm), one sample and
+    one frame at a time."""
     n = enc.num_cls
-    outs = []
+    outs, frame_outs = [], []
     for b, length in enumerate(lengths):
         cls_sum = torch.zeros(n, D)
         frames = []
@@ -101,9 +108,10 @@ def _reference(enc: MoTPPEncoder, x: torch.Tensor, lengths: list[int]) -> torch.
         seq = seq + torch.where(k % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
         for block in enc.temporal_blocks:
             seq = block(seq[None])[0]
-        h = F.layer_norm(seq[:n], (D,), enc.norm.weight, enc.norm.bias, eps=1e-6)
-        outs.append(enc.head[2](torch.relu(h)))
-    return torch.stack(outs)
+        h = F.layer_norm(seq, (D,), enc.norm.weight, enc.norm.bias, eps=1e-6)
+        outs.append(enc.head[2](torch.relu(h[:n])))
+        frame_outs.append(h[n:])
+    return torch.stack(outs), frame_outs
 
 
 @pytest.mark.parametrize("name", ["humanml3d", "kitml"])
@@ -116,6 +124,51 @@ def test_forward_matches_loop_reference(name):
         ref = _reference(enc, x, lengths)
     assert out.shape == (3, 2, D)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_encode_sequence_is_forward_then_normed_frame_outputs():
+    """dagger-MoT++'s per-token outputs: the CLS part is forward's output exactly, the frame part the temporal stage's
+    frame outputs after the final LayerNorm (loop reference); the frame mask is the input's."""
+    enc = _encoder().eval()
+    lengths = [5, 2, 4]
+    x = torch.randn(3, 6, 263)
+    mask = _mask(lengths, 6)
+    with torch.no_grad():
+        seq, frame_mask = enc.encode_sequence(x, mask, return_mask=True)
+        out = enc(x, mask)
+        _, ref_frames = _reference_sequences(enc, x, lengths)
+    assert seq.shape == (3, 2 + 6, D) and torch.equal(frame_mask, mask)
+    assert torch.equal(seq[:, :2], out)
+    assert torch.equal(enc.encode_sequence(x, mask), seq)
+    for b, n in enumerate(lengths):
+        torch.testing.assert_close(seq[b, 2:2 + n], ref_frames[b], atol=1e-5, rtol=1e-5)
+
+
+def test_encode_sequence_of_resampled_clips_returns_their_frame_mask():
+    enc = _encoder(max_frames=6).eval()
+    x = torch.randn(2, 15, 263)
+    idx = torch.div(torch.arange(6) * 15, 6, rounding_mode="floor")
+    with torch.no_grad():
+        seq, frame_mask = enc.encode_sequence(x, _mask([15, 4], 15), return_mask=True)
+        ref0 = enc.encode_sequence(x[0:1, idx], torch.ones(1, 6, dtype=torch.bool))
+        ref1 = enc.encode_sequence(x[1:2, :4], torch.ones(1, 4, dtype=torch.bool))
+    assert seq.shape == (2, 2 + 6, D)
+    assert torch.equal(frame_mask, _mask([6, 4], 6))
+    torch.testing.assert_close(seq[0:1], ref0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(seq[1:2, :2 + 4], ref1, atol=1e-5, rtol=0)
+
+
+def test_encode_sequence_official_forward():
+    enc = _encoder(max_frames=8, official_forward=True).eval()
+    x = torch.randn(2, 10, 263)
+    mask = _mask([10, 3], 10)
+    with torch.no_grad():
+        seq, frame_mask = enc.encode_sequence(x, mask, return_mask=True)
+        assert torch.equal(seq[:, :2], enc(x, mask))
+    assert seq.shape == (2, 2 + 8, D) and torch.equal(frame_mask, _mask([8, 3], 8))
+    with torch.no_grad():
+        _, short_mask = enc.encode_sequence(x[:, :5], mask[:, :5], return_mask=True)
+    assert torch.equal(short_mask, _mask([5, 3], 8))
 
 
 def test_padding_invariance():

@@ -61,10 +61,11 @@ class ACTORStyleEncoder(nn.Module):
         """Encode (B, T, nfeats) with validity mask (B, T) -> (B, n_tokens, latent_dim)."""
         return self.encode_sequence(x, mask)[:, : self.nbtokens]
 
-    def encode_sequence(self, x: Tensor, mask: Tensor) -> Tensor:
+    def encode_sequence(self, x: Tensor, mask: Tensor, return_mask: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Every output token: (B, n_tokens + T, latent_dim), the distribution tokens first, then one per input frame /
         word (the sequence the lexical head of the dagger baselines max-pools, :class:`~motion_text.models.heads.
-        lexical.VocabularyProjection`)."""
+        lexical.VocabularyProjection`). ``return_mask``: also return the (B, T) bool validity mask of the frame / word
+        tokens (here ``mask`` itself; encoders that resample, such as MoT++'s, return theirs)."""
         if x.ndim != 3 or x.shape[-1] != self.nfeats:
             raise ValueError(f"expected input of shape (B, T, {self.nfeats}), got {tuple(x.shape)}")
         if mask.shape != x.shape[:2]:
@@ -76,4 +77,5 @@ class ACTORStyleEncoder(nn.Module):
         token_mask = torch.ones(b, self.nbtokens, dtype=torch.bool, device=x.device)
         aug_mask = torch.cat([token_mask, mask.bool()], dim=1)
         with autocast_safe_fastpath(x.device.type):
-            return self.seqTransEncoder(xseq, src_key_padding_mask=~aug_mask)
+            out = self.seqTransEncoder(xseq, src_key_padding_mask=~aug_mask)
+        return (out, mask.bool()) if return_mask else out

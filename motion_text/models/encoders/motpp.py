@@ -107,7 +107,8 @@ class MoTPPEncoder(nn.Module):
        ``num_temporal_layers`` pre-norm blocks attending only to the CLS tokens and the valid frames.
     5. **Head**: LayerNorm (eps 1e-6) -> ReLU -> Dropout -> Linear(d, d) on the CLS outputs, returned as
        (B, 2, d) = (mu, logvar), or (B, 1, d) when ``vae`` is False -- the same interface as
-       :class:`motion_text.models.encoders.actor.ACTORStyleEncoder`.
+       :class:`motion_text.models.encoders.actor.ACTORStyleEncoder`. :meth:`encode_sequence` also returns the
+       frame outputs after that LayerNorm (the tokens dagger-MoT++'s lexical head pools).
 
     Blocks: ``num_heads`` heads with a qkv bias, FFN d -> ``ff_size`` -> d with GELU, no dropout inside the blocks (the reference's
     ``attn_drop``/``proj_drop``/FFN dropout are 0); DropPath grows linearly from 0 to ``drop_path`` over all
@@ -221,13 +222,36 @@ class MoTPPEncoder(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """Encode Guo features (B, T, D) with validity mask (B, T) (True = valid) -> (B, n_cls, d)."""
+        seq, _ = self._temporal(x, mask)
+        return self.head(self.norm(seq[:, : self.num_cls]))
+
+    def encode_sequence(self, x: Tensor, mask: Tensor, return_mask: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """Every output token: (B, n_cls + T', d), the distribution tokens (exactly :meth:`forward`'s output) first,
+        then one token per encoded frame -- the sequence the lexical head of dagger-MoT++ max-pools
+        (:class:`~motion_text.models.heads.lexical.VocabularyProjection`), as
+        :meth:`ACTORStyleEncoder.encode_sequence <motion_text.models.encoders.actor.ACTORStyleEncoder.encode_sequence>`.
+
+        The frame tokens are the temporal stage's frame outputs after the same final LayerNorm as the CLS tokens
+        (not the CLS head, which makes (mu, logvar)). The MoT++ paper and code have no per-frame output; this choice is
+        the project's. T' is the number of encoded frames: T, except that clips longer than ``max_frames`` are
+        resampled (:func:`uniform_resample`), so T' = min(T, ``max_frames``) (``max_frames`` with
+        ``official_forward``). ``return_mask``: also return the (B, T') bool validity mask of the frame tokens
+        (the resampled mask; with ``official_forward``, the valid input frames among the ``max_frames`` encoded).
+        """
+        seq, frame_mask = self._temporal(x, mask)
+        n = self.num_cls
+        out = torch.cat([self.head(self.norm(seq[:, :n])), self.norm(seq[:, n:])], dim=1)
+        return (out, frame_mask) if return_mask else out
+
+    def _temporal(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Output of the last temporal block (B, n_cls + T', d) before the final norm, and the frame mask (B, T')."""
         if x.ndim != 3 or x.shape[-1] != self.nfeats:
             raise ValueError(f"expected input of shape (B, T, {self.nfeats}), got {tuple(x.shape)}")
         if mask.shape != x.shape[:2]:
             raise ValueError(f"mask of shape {tuple(mask.shape)} does not match input {tuple(x.shape[:2])}")
         mask = mask.bool()
         if self.official_forward:
-            return self._official_forward(x, mask)
+            return self._official_temporal(x, mask)
         x, mask = uniform_resample(x, mask, self.max_frames)
         b, t = mask.shape
         n = self.num_cls
@@ -253,10 +277,11 @@ class MoTPPEncoder(nn.Module):
         pad = torch.cat([torch.zeros(b, n, dtype=torch.bool, device=mask.device), ~mask], dim=1)
         for block in self.temporal_blocks:
             seq = block(seq, key_padding_mask=pad)
-        return self.head(self.norm(seq[:, :n]))
+        return seq, mask
 
-    def _official_forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        """``MoViT_v2.forward`` (fact_encoder, body parts) of mesnico/MOTpp; see ``official_forward``."""
+    def _official_temporal(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``MoViT_v2.forward`` (fact_encoder, body parts) of mesnico/MOTpp up to its final norm; see
+        ``official_forward``."""
         b, t, n = x.shape[0], self.max_frames, self.num_cls
         x = (x * mask[..., None].to(x.dtype))[:, :t]
         x = F.pad(x, (0, 0, 0, t - x.shape[1]))
@@ -269,7 +294,7 @@ class MoTPPEncoder(nn.Module):
         seq = self.time_encoding(torch.cat([self.temporal_cls + h[:b, :n], frames], dim=1))
         for block in self.temporal_blocks:
             seq = block(seq)
-        return self.head(self.norm(seq[:, :n]))
+        return seq, F.pad(mask[:, :t], (0, t - min(t, mask.shape[1])))
 
     def extra_repr(self) -> str:
         return f"skeleton={self.skeleton.name!r}, nfeats={self.nfeats}, max_frames={self.max_frames}, vae={self.vae}"

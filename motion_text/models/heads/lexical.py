@@ -230,9 +230,9 @@ class LexicalHead(nn.Module):
 
 
 class VocabularyProjection(nn.Module):
-    """The lexical head of the dagger baselines (dagger-TMR, dagger-MoT++; paper Tables 1, 2 and 12): a dense method's
-    token features -> linear map to the masked LM's hidden size -> the LM's vocabulary head (Eq. 1) -> max over the
-    valid tokens -> log(1 + ReLU) (Eq. 2), p in R^|V|.
+    """The lexical head of the dagger baselines (dagger-TMR, paper Tables 1, 2 and 12; dagger-MoT++ by analogy): a
+    dense method's token features -> linear map to the masked LM's hidden size -> the LM's vocabulary head (Eq. 1) ->
+    max over the valid tokens -> log(1 + ReLU) (Eq. 2), p in R^|V|.
 
     The paper describes these baselines as the dense methods "with the lexical disentanglement head" and gives no
     further detail; every choice below is the project's: the pooled tokens are the encoder's frame / word outputs
