@@ -3,13 +3,17 @@
 ``python -m motion_text.demo tmr``: generates the synthetic HumanML3D-layout set (2,000 motions, cached), trains the
 small TMR of ``tmr_demo.yaml``, tests the best checkpoint and prints the protocol table.
 
-``python -m motion_text.demo lexical``: the four ``lexical_phase{1..4}_synthetic.yaml`` phases in a row on the same set
-(:func:`run_chain`), then lexical retrieval (p_t . p_m) on the test split and, for "kick"
-and seven other action words, how often the word (and, separately, its regular inflections) is among the top-10 terms
-of p_m for the motions whose captions contain it, how many of a motion's own caption words are among them
-against other motions' captions, how often keyword search (``--keywords a b --inflect``) puts motions of both
-actions first (:func:`keyword_report`), and captions of the test motions with their
-metrics against a random-caption baseline (``lexical_caption_synthetic.yaml``).
+``python -m motion_text.demo lexical [ROW ...]`` (``make lexical-demo``): on the same synthetic split and with fixed
+step counts, the four-phase lexical chain (:func:`run_chain`), dagger-TMR (``tmr_lexical_synthetic.yaml``) and dense
+TMR (``tmr_demo.yaml``); prints the comparison table (protocols (a) and (d), grounding of the generator's action
+words, index size, time per row) and the grounding table per action word (:func:`lexical_demo`).
+
+``python -m motion_text.demo chain``: the four phases, then lexical retrieval on the test split and, for eight action
+words, how often the word (and its regular inflections) is among the top-10 terms of p_m for the motions whose
+captions contain it, how many of a motion's own caption words are among them against other motions' captions, how
+often keyword search (``--keywords a b --inflect``) puts motions of both actions first (:func:`keyword_report`), and
+captions of the test motions with their metrics against a random-caption baseline
+(``lexical_caption_synthetic.yaml``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ os.environ.setdefault("OMP_DYNAMIC", "FALSE")
 import torch  # noqa: E402
 
 from motion_text.cli import main, resolve_config  # noqa: E402
-from motion_text.metrics.lexical import caption_term_overlap, caption_terms, top_term_rates  # noqa: E402
+from motion_text.metrics.lexical import (  # noqa: E402
+    caption_term_overlap,
+    caption_terms,
+    frequent_top_terms,
+    term_ranks,
+    top_term_rates,
+)
 from motion_text.retrieval.query import inflections  # noqa: E402
 
 if TYPE_CHECKING:
@@ -92,15 +102,15 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def fit_and_test(config: str) -> tuple:
-    """Fit ``config`` (a fixed number of steps) and test the final weights (equal steps for every row): the CLI
-    objects and ``(wall s, CPU s)``."""
+def fit_and_test(config: str, *overrides: str) -> tuple:
+    """Fit ``config`` with ``overrides`` (CLI arguments; a fixed number of steps) and test the final weights (equal
+    steps for every row): the CLI objects and ``(wall s, CPU s)``."""
     from motion_text.cli import _make_cli_class, _resolve_config_args
 
     t0, c0 = time.time(), _cpu_seconds()
     cli_cls, method_cls, dm_cls = _make_cli_class()
     cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
-                  args=_resolve_config_args(["--config", config]))
+                  args=_resolve_config_args(["--config", config, *overrides]))
     cli.trainer.fit(cli.model, cli.datamodule)
     cli.trainer.test(cli.model, cli.datamodule)
     return cli, (time.time() - t0, _cpu_seconds() - c0)
@@ -128,10 +138,19 @@ def _collate():
     return collate_motion_text
 
 
-def grounding(reports: dict) -> dict[str, tuple[float, float]]:
-    """Per action word: (% of its motions whose top-10 terms of p_m hold the word or an inflection, % of the
-    others), from :func:`term_reports`' ``inflected`` rates."""
-    return {w: (r["inflected"]["rate"], r["inflected"]["rate_without"]) for w, r in reports.items() if w != "*"}
+def grounding(reports: dict) -> dict[str, dict]:
+    """Per action word, from :func:`term_reports`' ``inflected`` entries: ``own`` / ``other`` = % of its motions / of
+    the others whose top-10 terms of p_m hold the word or an inflection; and, to show why a word misses: ``rank`` =
+    the median rank of the word in p_m over its motions (V + 1 where it is inactive), ``text_rank`` = its median
+    rank in p_t over the captions that contain it, and ``fills`` = the terms most often in those motions' top 10."""
+    return {w: {"own": r["inflected"]["rate"], "other": r["inflected"]["rate_without"],
+                "rank": r["inflected"]["median_rank"], "text_rank": r["inflected"]["text_rank"],
+                "fills": r["inflected"]["fills"]}
+            for w, r in reports.items() if w != "*"}
+
+
+def _grounded(g: dict) -> bool:
+    return g["own"] >= 50 and g["other"] <= 10
 
 
 def comparison_table(rows: dict[str, dict]) -> str:
@@ -142,8 +161,8 @@ def comparison_table(rows: dict[str, dict]) -> str:
     lines = [head, "|" + "---|" * 10]
     for name, r in rows.items():
         res, g = r["test"], r.get("grounding")
-        ok = (f"{sum(a >= 50 and b <= 10 for a, b in g.values())} of {len(g)}" if g else "-")
-        mean = (f"{sum(a for a, _ in g.values()) / len(g):.1f} / {sum(b for _, b in g.values()) / len(g):.1f}"
+        ok = f"{sum(map(_grounded, g.values()))} of {len(g)}" if g else "-"
+        mean = (f"{sum(x['own'] for x in g.values()) / len(g):.1f} / {sum(x['other'] for x in g.values()) / len(g):.1f}"
                 if g else "-")
         idx = r["index"]
         lines.append(f"| {name} | {res.get('all/t2m/R01', float('nan')):.1f} | {res.get('all/t2m/R10', float('nan')):.1f} "
@@ -154,16 +173,25 @@ def comparison_table(rows: dict[str, dict]) -> str:
 
 
 def grounding_table(rows: dict[str, dict]) -> str:
-    """Markdown table: per action word, the share of its motions / of the others with the word among the top-10
-    terms of p_m, one column pair per lexical row."""
+    """Markdown table: per action word and lexical row, the share of its motions / of the others with the word among
+    the top-10 terms of p_m, the word's median rank in p_m over its motions and in p_t over its captions, and the
+    terms most often in the motions' top 10 (what takes the word's place when it misses)."""
     named = {n: r["grounding"] for n, r in rows.items() if r.get("grounding")}
     words = sorted({w for g in named.values() for w in g})
-    lines = ["| word | " + " | ".join(f"{n}: its motions / others (%)" for n in named) + " |",
-             "|" + "---|" * (len(named) + 1)]
+    lines = ["| word | " + " | ".join(f"{n}: its motions / others (%) | {n}: median rank in p_m / in p_t; most "
+                                      "frequent top-10 terms of p_m" for n in named) + " |",
+             "|" + "---|" * (2 * len(named) + 1)]
     for w in words:
-        cells = [f"{g[w][0]:.1f} / {g[w][1]:.1f}" if w in g else "-" for g in named.values()]
+        cells = [f"{g[w]['own']:.1f} / {g[w]['other']:.1f} | {g[w]['rank']:.0f} / {g[w]['text_rank']:.0f}; "
+                 f"{g[w]['fills']}" if w in g
+                 else "- | -" for g in named.values()]
         lines.append(f"| {w} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+#: the dense and dagger-TMR rows of ``make lexical-demo``: the same number of steps for both, and one text cache for
+#: their frozen text and sentence models (the same captions: the second row reads the first row's features)
+TMR_ROW_OVERRIDES = ("--trainer.max_epochs=1", "--model.init_args.text_cache_dir=runs/text_cache_synthetic")
 
 
 def lexical_demo(rows: tuple[str, ...] = ("chain", "dagger-TMR", "TMR")) -> dict:
@@ -179,13 +207,13 @@ def lexical_demo(rows: tuple[str, ...] = ("chain", "dagger-TMR", "TMR")) -> dict
     out: dict[str, dict] = {}
     if "chain" in rows:
         t0, c0 = time.time(), _cpu_seconds()
-        chain = run_chain(synthetic=True, words=words)
+        chain = run_chain(synthetic=True, words=words, extras=False)
         out["chain (4 phases)"] = {"test": chain["test"], "grounding": grounding(chain["terms"]),
                                    "index": chain["index"], "time": (time.time() - t0, _cpu_seconds() - c0)}
     for name, config in (("dagger-TMR", "tmr_lexical_synthetic.yaml"), ("TMR", "tmr_demo.yaml")):
         if name not in rows:
             continue
-        cli, spent = fit_and_test(config)
+        cli, spent = fit_and_test(config, *TMR_ROW_OVERRIDES)
         test_ds = cli.datamodule.test_dataloader().dataset
         row = {"test": dict(cli.model.test_results), "time": spent, "index": index_size(cli.model, test_ds)}
         if getattr(cli.model, "vocab_tokenizer", None) is not None:
@@ -205,7 +233,10 @@ def term_reports(model: RetrievalMethod, loader, words=("kick",), k: int = 10) -
     """:func:`top_term_rates` of the motion lexical vectors p_m over a data split, one report per caption word.
 
     ``inflected`` repeats the rates with the word's regular inflections added to the terms (:func:`inflections`; e.g.
-    "kicked", which may appear in no caption). Each report also has ``own_words`` / ``other_words``: for the motions
+    "kicked", which may appear in no caption), with the median rank of those terms in p_m over the word's motions
+    (:func:`term_ranks`), the 3 terms most often in their top k (:func:`frequent_top_terms`) and, on the text side,
+    the median rank of those terms in p_t over the single captions that contain the word (``text_rank``: whether
+    the text encoder names the word at all). Each report also has ``own_words`` / ``other_words``: for the motions
     with the word, the mean number of their own caption content words among their top-k terms, and the same against
     the other motions' captions (chance level, :func:`caption_term_overlap`); the ``"*"`` entry has these over all
     motions. The split is encoded once. A motion "has" a word when one of its captions contains a word starting with it
@@ -214,12 +245,16 @@ def term_reports(model: RetrievalMethod, loader, words=("kick",), k: int = 10) -
     """
     patterns = {w: re.compile(rf"\b{re.escape(w)}\w*", re.IGNORECASE) for w in words}
     model.eval()
-    ps, captions = [], []
+    ps, captions, single = [], [], []
     for batch in loader:
         batch = {key: v.to(model.device) if torch.is_tensor(v) else v for key, v in batch.items()}
         ps.append(motion_vectors(model, batch).float().cpu())
         captions += [" ".join(caps) for caps in batch["all_texts"]]
+        single += [c for caps in batch["all_texts"] for c in caps]
     p = torch.cat(ps)
+    single = [c for c in single if any(pattern.search(c) for pattern in patterns.values())]
+    p_t = torch.cat([model.encode_text(single[i:i + 64]).float().cpu() for i in range(0, len(single), 64)]) \
+        if single else torch.zeros(0, p.shape[1])
     tok = model.vocab_tokenizer
     overlap = caption_term_overlap(p, caption_terms(tok, captions), k)
     out = {"*": {"own_words": float(overlap["own"].mean()), "other_words": float(overlap["other"].mean()),
@@ -232,8 +267,14 @@ def term_reports(model: RetrievalMethod, loader, words=("kick",), k: int = 10) -
         out[word] = top_term_rates(p, has, term_ids, k)
         out[word]["terms"] = " ".join(tok.convert_ids_to_tokens(term_ids))
         lemma_ids = sorted(set(term_ids) | set(tok.convert_tokens_to_ids(inflections(word, tok.get_vocab()))))
-        out[word]["inflected"] = {**top_term_rates(p, has, lemma_ids, k),
-                                  "terms": " ".join(tok.convert_ids_to_tokens(lemma_ids))}
+        own = p[has]
+        out[word]["inflected"] = {
+            **top_term_rates(p, has, lemma_ids, k), "terms": " ".join(tok.convert_ids_to_tokens(lemma_ids)),
+            "median_rank": float(term_ranks(own, lemma_ids).float().median()) if len(own) else float("nan"),
+            "fills": " ".join(tok.convert_ids_to_tokens([i for i, _ in frequent_top_terms(own, k, 3)]))}
+        with_word = torch.tensor([bool(pattern.search(c)) for c in single], dtype=torch.bool)
+        out[word]["inflected"]["text_rank"] = (float(term_ranks(p_t[with_word], lemma_ids).float().median())
+                                               if bool(with_word.any()) else float("nan"))
         out[word].update({f"{side}_words": float(overlap[side][has].mean()) if bool(has.any()) else float("nan")
                           for side in ("own", "other")})
     return out
@@ -244,9 +285,11 @@ def term_report(model: RetrievalMethod, loader, word: str = "kick", k: int = 10)
     return term_reports(model, loader, (word,), k)[word]
 
 
-def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "punch", "wave", "sit", "turn")) -> dict:
-    """Run the four phases in sequence through the CLI (``make lexical-demo``), then test phase 4 and caption the test
-    motions with it (``lexical_caption{suffix}.yaml``).
+def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "punch", "wave", "sit", "turn"),
+              extras: bool = True) -> dict:
+    """Run the four phases in sequence through the CLI, then test phase 4 and (``extras``) report keyword search and
+    caption the test motions with it (``lexical_caption{suffix}.yaml``); ``make lexical-demo`` runs it without the
+    extras, ``python -m motion_text.demo chain`` with them.
 
     Prints the lexical retrieval table of the test split (p_t . p_m, TMR's protocols) and, for each of ``words``, how
     often its terms are among the top-10 terms of p_m for test motions whose captions contain it, against the other
@@ -277,6 +320,11 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
         if i["terms"] != r["terms"]:
             print(f"    with its inflections ({i['terms']}): {i['rate']:.1f} % of those motions, "
                   f"{i['rate_without']:.1f} % of the others")
+    out = {"test": dict(cli.model.test_results), "terms": reports,
+           "index": index_size(cli.model, cli.datamodule.test_dataloader().dataset)}
+    if not extras:
+        print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
+        return out
     keywords = keyword_report(cli.model, cli.datamodule.test_dataloader().dataset)
     s = keywords["summary"]
     print(f"keyword pairs (search --keywords a b --inflect, index top-32, coverage first): {s['hits']} of the "
@@ -300,8 +348,7 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
           f"{len(set(c['caption'] for c in items))} distinct captions")
     captions["actions"] = agree
     print(f"lexical chain finished in {time.time() - t0:.0f} s; checkpoint: {ckpt}")
-    return {"test": dict(cli.model.test_results), "terms": reports, "keywords": keywords, "captions": captions,
-            "index": index_size(cli.model, cli.datamodule.test_dataloader().dataset)}
+    return {**out, "keywords": keywords, "captions": captions}
 
 
 def keyword_report(model: RetrievalMethod, dataset, top_k: int | None = 32, k: int = 10, inflect: bool = True
@@ -331,10 +378,13 @@ def keyword_report(model: RetrievalMethod, dataset, top_k: int | None = 32, k: i
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "tmr"
-    if which not in ("tmr", "lexical"):
-        raise SystemExit(f"usage: python -m motion_text.demo [tmr | lexical [ROW ...]] (ROW: chain, dagger-TMR, TMR); "
-                         f"got {which!r}")
+    if which not in ("tmr", "lexical", "chain"):
+        raise SystemExit(f"usage: python -m motion_text.demo [tmr | lexical [ROW ...] | chain] (ROW: chain, dagger-TMR, "
+                         f"TMR); got {which!r}")
     if which == "tmr":
         tmr_demo()
+    elif which == "chain":  # the four phases with keyword search and captions
+        fix_determinism()
+        run_chain(synthetic=True)
     else:
         lexical_demo(tuple(sys.argv[2:]) or ("chain", "dagger-TMR", "TMR"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["STOPWORDS", "caption_term_overlap", "caption_terms", "top_term_rates"]
+__all__ = ["STOPWORDS", "caption_term_overlap", "caption_terms", "frequent_top_terms", "term_ranks", "top_term_rates"]
 
 #: function words left out of a caption's terms by :func:`caption_terms`
 STOPWORDS = frozenset(
@@ -43,6 +43,28 @@ def top_term_rates(p: torch.Tensor, has_word: torch.Tensor, term_ids: list[int],
 
     return {"rate": rate(hit[has_word]), "rate_without": rate(hit[~has_word]), "base_rate": rate(hit),
             "n_with": int(has_word.sum()), "n": len(hit)}
+
+
+def term_ranks(p: torch.Tensor, term_ids: list[int]) -> torch.Tensor:
+    """(N,) rank of the best of ``term_ids`` in each row of ``p`` (N, V): 1 + the number of entries strictly larger
+    than that term's weight; rows where none of the terms has a positive weight get V + 1 (the term is inactive).
+    Why a word misses the top-k: :func:`top_term_rates` hits exactly the rows of rank <= k with a positive weight
+    (ties aside)."""
+    if p.dim() != 2:
+        raise ValueError(f"p must be (N, V), got {tuple(p.shape)}")
+    ids = torch.tensor(sorted(set(term_ids)), dtype=torch.long, device=p.device)
+    best = p[:, ids].max(dim=1).values
+    ranks = 1 + (p > best[:, None]).sum(dim=1)
+    return torch.where(best > 0, ranks, torch.full_like(ranks, p.shape[1] + 1))
+
+
+def frequent_top_terms(p: torch.Tensor, k: int = 10, n: int = 3) -> list[tuple[int, int]]:
+    """The ``n`` vocabulary ids most often among the top-``k`` positive terms of the rows of ``p`` (N, V), with the
+    number of rows they are in (ties: smaller id first): what fills the top-k when a word is not there."""
+    values, top = p.topk(k, dim=1)
+    counts = torch.bincount(top[values > 0].flatten(), minlength=p.shape[1])
+    order = torch.sort(-counts, stable=True).indices[:n]  # stable: equal counts keep the smaller id first
+    return [(int(i), int(counts[i])) for i in order if counts[i] > 0]
 
 
 def caption_terms(tokenizer, captions: list[str], stopwords=STOPWORDS) -> list[set[int]]:

@@ -106,6 +106,11 @@ def test_term_report_on_a_split(chain):
     assert set(r["terms"].split()) <= set(r["inflected"]["terms"].split())
     assert r["inflected"]["base_rate"] >= r["base_rate"]  # more terms: a row can only gain hits
     assert r["n_with"] == 0 or r["inflected"]["rate"] >= r["rate"]
+    if r["n_with"]:  # the median rank is <= k exactly when at least half of the word's motions hit (ties aside)
+        i = r["inflected"]
+        assert 1 <= i["median_rank"] <= chain[4].model.vocab_tokenizer.vocab_size + 1
+        assert (i["median_rank"] <= 5) == (i["rate"] >= 50) and len(i["fills"].split()) <= 3
+        assert 1 <= i["text_rank"] <= chain[4].model.vocab_tokenizer.vocab_size + 1
     assert everything["n"] == n and 0 <= everything["own_words"] <= 5 and 0 <= everything["other_words"] <= 5
 
 

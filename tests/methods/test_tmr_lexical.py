@@ -114,7 +114,8 @@ def test_dagger_configs_are_the_dense_configs_plus_the_head(dagger, dense):
 def test_comparison_and_grounding_tables():
     from motion_text.demo import comparison_table, grounding_table
 
-    g = {"kick": (60.0, 5.0), "sit": (40.0, 2.0)}
+    g = {"kick": {"own": 60.0, "other": 5.0, "rank": 2.0, "text_rank": 1.0, "fills": "kick kicks leg"},
+         "sit": {"own": 40.0, "other": 2.0, "rank": 14.0, "text_rank": 3.0, "fills": "table chair bench"}}
     rows = {"TMR": {"test": {"all/t2m/R10": 47.5, "guo/t2m/R10": 99.0}, "index": {"bytes": 2048, "terms": 256.0,
                                                                                    "what": "dense"}, "time": (1, 2)},
             "dagger-TMR": {"test": {"all/t2m/R10": 45.0}, "grounding": g,
@@ -122,7 +123,8 @@ def test_comparison_and_grounding_tables():
     table = comparison_table(rows).splitlines()
     assert table[2].startswith("| TMR | nan | 47.5 |") and "| 2 KiB (dense, 256.0 per motion) | 1 | 2 |" in table[2]
     assert "| 1 of 2 | 50.0 / 3.5 |" in table[3]
-    assert grounding_table(rows).splitlines()[2:] == ["| kick | 60.0 / 5.0 |", "| sit | 40.0 / 2.0 |"]
+    assert grounding_table(rows).splitlines()[2:] == ["| kick | 60.0 / 5.0 | 2 / 1; kick kicks leg |",
+                                                      "| sit | 40.0 / 2.0 | 14 / 3; table chair bench |"]
 
 
 def test_temporal_windows_average_frames_before_the_vocabulary_head(tmp_path_factory):

@@ -42,3 +42,20 @@ def test_caption_terms_drop_specials_and_stopwords(tmp_path_factory):
     (got,) = caption_terms(tok, ["[CLS] a person walks to the left"])
     want = set(tok.convert_tokens_to_ids([w for w in tok.tokenize("person walks left")]))
     assert got == want and tok.cls_token_id not in got
+
+
+def test_term_ranks_and_frequent_top_terms_hand_example():
+    from motion_text.metrics.lexical import frequent_top_terms, term_ranks
+
+    p = torch.tensor([[0.0, 3.0, 1.0, 2.0, 0.0],
+                      [0.0, 1.0, 4.0, 0.5, 0.0],
+                      [0.0, 0.0, 2.0, 1.0, 0.0]])
+    # term 3: larger entries in row 0: {3.0} -> rank 2; row 1: {1.0, 4.0} -> 3; row 2: {2.0} -> 2
+    assert term_ranks(p, [3]).tolist() == [2, 3, 2]
+    # best of terms {1, 3}: row 0 takes 1 (rank 1), row 1 takes 1 (rank 2), row 2 takes 3 (term 1 is zero: rank 2)
+    assert term_ranks(p, [1, 3]).tolist() == [1, 2, 2]
+    # an inactive term ranks V + 1
+    assert term_ranks(p, [4]).tolist() == [6, 6, 6]
+    # top-2 positive terms per row: {1, 3}, {2, 1}, {2, 3}: 1, 2 and 3 twice each (ties: smaller id first)
+    assert frequent_top_terms(p, k=2, n=2) == [(1, 2), (2, 2)]
+    assert frequent_top_terms(p, k=2, n=5) == [(1, 2), (2, 2), (3, 2)]
