@@ -286,7 +286,7 @@ def term_report(model: RetrievalMethod, loader, word: str = "kick", k: int = 10)
 
 
 def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "punch", "wave", "sit", "turn"),
-              extras: bool = True) -> dict:
+              extras: bool = True, overrides: dict[int, list[str]] | None = None, phases=(1, 2, 3, 4)) -> dict:
     """Run the four phases in sequence through the CLI, then test phase 4 and (``extras``) report keyword search and
     caption the test motions with it (``lexical_caption{suffix}.yaml``); ``make lexical-demo`` runs it without the
     extras, ``python -m motion_text.demo chain`` with them.
@@ -299,11 +299,12 @@ def run_chain(synthetic: bool = True, words=("kick", "walk", "jump", "squat", "p
 
     t0 = time.time()
     suffix = "_synthetic" if synthetic else ""
-    for k in (1, 2, 3, 4):
-        main(["fit", "--config", f"lexical_phase{k}{suffix}.yaml"])
+    overrides = overrides or {}
+    for k in phases:
+        main(["fit", "--config", f"lexical_phase{k}{suffix}.yaml", *overrides.get(k, [])])
     cli_cls, method_cls, dm_cls = _make_cli_class()
     cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False,
-                  args=_resolve_config_args(["--config", f"lexical_phase4{suffix}.yaml"]))
+                  args=_resolve_config_args(["--config", f"lexical_phase4{suffix}.yaml", *overrides.get(4, [])]))
     ckpt = Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"
     cli.trainer.test(cli.model, cli.datamodule, ckpt_path=str(ckpt))
     reports = term_reports(cli.model, cli.datamodule.test_dataloader(), words)

@@ -42,3 +42,20 @@ def test_step_cost_counts_matmul_flops_and_saved_activations():
     assert cost.gflop * 1e9 == 2 * (2 * 8 * 64 * 32)
     # autograd keeps x (8 x 64 floats) for the weight gradient; the weight itself is a parameter, not an activation
     assert cost.saved_mb * 2**20 == 8 * 64 * 4
+
+
+def test_lexical_deviation_variants_name_real_arguments():
+    import inspect
+
+    from benchmarks import lexical_deviations
+    from motion_text.methods.lexical import LexicalPretraining
+
+    params = inspect.signature(LexicalPretraining.__init__).parameters
+    for name, spec in lexical_deviations.VARIANTS.items():
+        for phase, args in spec["overrides"].items():
+            assert phase in (1, 2, 3, 4)
+            for arg in args:
+                key = arg.removeprefix("--model.init_args.").split("=")[0]
+                assert key in params, (name, arg)
+        reused = spec.get("reuse", (None, ()))[1]
+        assert sorted(set(spec["phases"]) | set(reused)) == [1, 2, 3, 4]  # every phase fitted or reused

@@ -77,6 +77,9 @@ class LexicalPretraining(RetrievalMethod):
     temperature: InfoNCE temperature (phase 2 on cosine; phase 4 on the raw lexical dot product). The paper states
         none: the defaults 0.1 / 1.0 (no scaling) are ours; ``lexical_phase4.yaml`` uses 5 (1 collapses, measured).
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
+    pool_mask_tokens: let the [MASK] positions of a masked caption (phases 1 and 4) join p_t's max-pool (Eq. 2 over
+        every non-special token of the input as given). The paper does not say; the default (False) leaves them out,
+        as LexMAE's content tokens, a declared deviation measured in docs/results/lexical.md.
     """
 
     retrieval_normalize = False  # lexical retrieval scores are raw dot products
@@ -90,7 +93,8 @@ class LexicalPretraining(RetrievalMethod):
                  dec_mask_end: float = 1.0, curriculum_epochs: int = 50, frame_mask_ratio: float = 0.5,
                  lambda_rec: float = 1.0, lambda_vel: float = 1.0, lambda_nce: float | None = None,
                  lambda_aux: float = 1e-2, temperature: float | None = None, lr_text: float = 1e-5,
-                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None, **kwargs) -> None:
+                 lr_motion: float = 1e-4, lr_head: float = 1e-3, lr_all: float | None = None,
+                 pool_mask_tokens: bool = False, **kwargs) -> None:
         if phase not in (1, 2, 3, 4):
             raise ValueError(f"phase must be 1, 2, 3 or 4, got {phase}")
         kwargs.setdefault("sentence_model", None)
@@ -159,7 +163,10 @@ class LexicalPretraining(RetrievalMethod):
     def text_lexical(self, ids: torch.Tensor, am: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(p_t (B, |V|), hidden (B, L, H)) of (possibly masked) captions; special tokens excluded from the max."""
         hidden = self.text.encode(ids, am)
-        p = self.lexical_head(hidden, self.text.content_mask(ids, am))
+        keep = self.text.content_mask(ids, am)  # (B, L)
+        if self.hparams.pool_mask_tokens:
+            keep = keep | (am.bool() & (ids == self.text.mask_token_id))
+        p = self.lexical_head(hidden, keep)
         return p, hidden
 
     def motion_lexical(self, joints: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

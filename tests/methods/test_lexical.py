@@ -201,3 +201,30 @@ def test_kitml_configs_are_the_humanml3d_configs_on_kitml(name):
         cfg["data"].pop("datasets")
     assert k["model"] == h["model"] and k["data"] == h["data"]
     assert k["trainer"]["default_root_dir"].startswith("runs/lexical_kitml/")
+
+
+def test_mask_positions_join_the_text_max_pool_only_when_asked(tmp_path_factory):
+    """pool_mask_tokens: p_t of a masked caption max-pools the [MASK] positions too (default: content tokens only)."""
+    from motion_text.methods.lexical import LexicalPretraining
+
+    bert = tiny_bert_dir(tmp_path_factory)
+    kw = dict(phase=1, text_model=str(bert), text_max_length=24, motion_dim=16, motion_depth=1, motion_heads=2,
+              decoder_layers=1, chunk_size=16)
+    torch.manual_seed(0)
+    plain = LexicalPretraining(**kw).eval()
+    pooled = LexicalPretraining(**kw, pool_mask_tokens=True).eval()
+    pooled.load_state_dict(plain.state_dict())
+    ids, am = plain.text.tokenize(["a person kicks with the left leg"])
+    masked = ids.clone()
+    masked[0, 2] = plain.text.mask_token_id  # one content word masked
+    with torch.no_grad():
+        hidden = plain.text.encode(masked, am)
+        keep = plain.text.content_mask(masked, am)
+        assert not keep[0, 2]  # [MASK] is a special token: left out by default
+        with_mask = keep.clone()
+        with_mask[0, 2] = True
+        assert torch.equal(plain.text_lexical(masked, am)[0], plain.lexical_head(hidden, keep))
+        assert torch.equal(pooled.text_lexical(masked, am)[0], pooled.lexical_head(hidden, with_mask))
+        assert not torch.equal(plain.text_lexical(masked, am)[0], pooled.text_lexical(masked, am)[0])
+        # without [MASK] in the input both pool the same tokens
+        assert torch.equal(plain.text_lexical(ids, am)[0], pooled.text_lexical(ids, am)[0])
