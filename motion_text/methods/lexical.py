@@ -79,7 +79,7 @@ class LexicalPretraining(RetrievalMethod):
     lr_text, lr_motion, lr_head: Adam learning rates of the parameter groups; ``lr_all`` (phase 4: 1e-5) overrides.
     pool_mask_tokens: let the [MASK] positions of a masked caption (phases 1 and 4) join p_t's max-pool (Eq. 2 over
         every non-special token of the input as given). The paper does not say; the default (False) leaves them out,
-        as LexMAE's content tokens, a declared deviation measured in docs/results/lexical.md.
+        as LexMAE's content tokens, a declared deviation measured in docs/lexical_comparison.md.
     """
 
     retrieval_normalize = False  # lexical retrieval scores are raw dot products
