@@ -9,8 +9,9 @@ summarised by :func:`lexical_stats` (:class:`LexicalStats`):
     a vector keeps ``min(nnz, k)`` terms; the cut's own document frequencies and weight quantiles (``df_topk``,
     ``pooled_topk``) are recorded to compare a synthetic collection against, not to sample from;
 (c) weights: per-term quantiles at ``levels`` (41 evenly spaced, 0 .. 1) of the non-zero weights of each term seen
-    at least ``min_count`` times; a rarer term gets the pooled quantile function (all weights of the split) scaled to
-    its own mean weight.
+    at least ``min_count`` times; a rarer term gets the typical within-term shape (the mean over the frequent terms of
+    their quantile functions divided by their mean weight) times its own mean weight. The pooled quantiles of all
+    weights are recorded for comparison.
 
 :func:`sample_lexical` draws N vectors with these statistics: vector i gets a length n_i drawn from the empirical
 ``nnz`` distribution; its n_i terms are drawn by successive sampling without replacement (each draw picks one of the
@@ -73,7 +74,8 @@ class LexicalStats:
     levels : (Q,) float64
         Quantile levels, 0 .. 1, evenly spaced.
     term_quantiles : (T, Q) float64
-        Weight quantile function of each observed term (pooled and scaled for terms seen < ``min_count`` times).
+        Weight quantile function of each observed term (the typical shape times the term's mean weight for terms seen
+        < ``min_count`` times).
     own_quantiles : (T,) bool
         Whether the term has its own quantiles (seen >= ``min_count`` times).
     pooled : (Q,) float64
@@ -179,7 +181,11 @@ def lexical_stats(p, *, top_k: int = 32, levels: np.ndarray = LEVELS, min_count:
     tq = np.empty((len(term_ids), len(levels)))
     tq[own] = _segment_quantiles(values, starts[own], counts[own], levels)
     means = np.add.reduceat(values, starts) / counts
-    tq[~own] = pooled[None, :] * (means[~own] / values.mean())[:, None]
+    if own.any():  # within-term shape: the mean of the frequent terms' quantile functions, each over its mean
+        shape = (tq[own] / means[own, None]).mean(0)
+    else:
+        shape = pooled / values.mean()
+    tq[~own] = shape[None, :] * means[~own, None]
     cut = topk_sparsify_csr(p, top_k)
     df_topk = np.bincount(cut.indices, minlength=v)[term_ids] / n
     return LexicalStats(vocab_size=v, n_rows=n, term_ids=term_ids.astype(np.int64), df=counts / n,
@@ -255,8 +261,9 @@ def sample_lexical(stats: LexicalStats, n: int, seed: int | np.random.Generator 
 
     Lengths come from the empirical ``nnz`` distribution (capped at the number of observed terms); terms from
     successive sampling with :func:`fit_inclusion_weights`'s weights (drawn as the first distinct terms of a stream
-    of independent draws); weights from each term's quantile function. Built in chunks of about ``chunk_draws``
-    stream draws, so memory stays ~25 bytes per draw beyond the result.
+    of independent draws); weights from each term's quantile function. Rows are drawn by chunks of similar length, of
+    about ``chunk_draws`` stream draws each (~25 bytes per draw beyond the result), written in place into the CSR
+    arrays.
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -268,42 +275,48 @@ def sample_lexical(stats: LexicalStats, n: int, seed: int | np.random.Generator 
     q = stats.term_quantiles
     n_levels = q.shape[1]
     row_len = np.minimum(rng.choice(stats.nnz, size=n), t_obs).astype(np.int64)
-    tau_of = dict(zip(lengths.tolist(), tau.tolist()))
-    tau_of[t_obs] = max(tau_of.get(t_obs, 0.0), tau.max())
-    expected_draws = np.array([tau_of.get(int(x), tau.max()) for x in np.unique(row_len)]) if n else np.zeros(1)
-    per_row = int(np.ceil(1.3 * expected_draws.max() + 4 * np.sqrt(expected_draws.max()) + 8))
-    chunk = max(1, chunk_draws // per_row)
-    parts = []
+    indptr = np.concatenate([[0], np.cumsum(row_len)])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+
+    def draws_for(length: int) -> int:  # tau_n is the expected number of stream draws (w sums to 1)
+        x = float(np.interp(length, lengths, tau)) if length < t_obs else float(tau.max())
+        return int(np.ceil(1.3 * x + 4 * np.sqrt(x) + 8))
+
+    order = np.argsort(row_len, kind="stable")  # rows of similar length share a chunk (and its stream width)
+    chunk = max(1, chunk_draws // draws_for(int(row_len.max()))) if n else 1
     for start in range(0, n, chunk):
-        lens = row_len[start : start + chunk]
-        b = len(lens)
-        terms = np.empty((b, int(lens.max()) if b else 0), dtype=np.int64)
-        todo = np.arange(b)
-        m = per_row
+        rows = order[start : start + chunk]
+        lens = row_len[rows]
+        terms = np.empty(int(lens.sum()), dtype=np.int64)  # observed-term positions, rows in ``rows`` order
+        offsets = np.concatenate([[0], np.cumsum(lens)])
+        todo = np.arange(len(rows))
+        m = draws_for(int(lens.max()))
         while len(todo):
             draws = np.searchsorted(cdf, rng.random((len(todo), m)), side="right")
             keep, distinct = _first_distinct(draws, lens[todo])
             done = distinct >= lens[todo]
-            rows = todo[done]
-            sub = np.zeros((len(rows), terms.shape[1]), dtype=np.int64)
-            sub[np.arange(terms.shape[1])[None, :] < lens[rows][:, None]] = draws[done][keep[done]]
-            terms[rows] = sub
+            dest = todo[done]
+            terms[_ranges(offsets[dest], lens[dest])] = draws[done][keep[done]]
             todo = todo[~done]
             m *= 2
-        valid = np.arange(terms.shape[1])[None, :] < lens[:, None]
-        t = terms[valid]  # observed-term positions, row-major
-        u = rng.random(len(t)) * (n_levels - 1)
+        u = rng.random(len(terms)) * (n_levels - 1)
         lo = np.minimum(u.astype(np.int64), n_levels - 2)
         frac = u - lo
-        vals = q[t, lo] * (1 - frac) + q[t, lo + 1] * frac
-        vals = np.maximum(vals, np.finfo(np.float32).tiny).astype(np.float32)
-        indptr = np.concatenate([[0], np.cumsum(lens)])
-        part = sp.csr_matrix((vals, stats.term_ids[t].astype(np.int32), indptr), shape=(b, stats.vocab_size))
-        part.sort_indices()
-        parts.append(part)
-    if not parts:
-        return sp.csr_matrix((0, stats.vocab_size), dtype=np.float32)
-    return sp.vstack(parts, format="csr")
+        vals = q[terms, lo] * (1 - frac) + q[terms, lo + 1] * frac
+        pos = _ranges(indptr[rows], lens)
+        indices[pos] = stats.term_ids[terms]
+        data[pos] = np.maximum(vals, np.finfo(np.float32).tiny)
+    out = sp.csr_matrix((data, indices, indptr), shape=(n, stats.vocab_size))
+    out.sort_indices()
+    return out
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + l)`` for each pair."""
+    total = int(lengths.sum())
+    first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return np.repeat(starts - first, lengths) + np.arange(total)
 
 
 def topk_chunked(docs: sp.csr_matrix, k: int, chunk: int = 100_000) -> sp.csr_matrix:

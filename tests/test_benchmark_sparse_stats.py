@@ -54,8 +54,10 @@ def test_stats_of_a_hand_made_matrix():
     np.testing.assert_allclose(s.df_topk, [0, 2 / 3, 1 / 3])  # top-1 keeps 2.0, 3.0, 4.0
     np.testing.assert_allclose(s.term_quantiles[1], [1.0, 2.0, 4.0])  # term 2: its own quantiles
     np.testing.assert_allclose(s.term_quantiles[0], [0.25, 0.375, 0.5])
-    # term 3 (seen once < min_count): pooled quantiles scaled to its mean 3.0 / pooled mean (10.75 / 6)
-    np.testing.assert_allclose(s.term_quantiles[2], np.quantile(p.data, [0, 0.5, 1]) * 3.0 / (10.75 / 6))
+    # term 3 (seen once < min_count): its mean 3.0 times the mean shape of terms 0 and 2 (quantiles / mean weight)
+    shape = (np.array([0.25, 0.375, 0.5]) / 0.375 + np.array([1.0, 2.0, 4.0]) / (7 / 3)) / 2
+    np.testing.assert_allclose(s.term_quantiles[2], 3.0 * shape)
+    np.testing.assert_allclose(s.pooled, np.quantile(p.data, [0, 0.5, 1]))
     assert not s.own_quantiles[2] and s.own_quantiles[:2].all()
     np.testing.assert_allclose(s.pooled_topk, [2.0, 3.0, 4.0])
 
@@ -144,3 +146,32 @@ def test_run_config_is_found_beside_the_checkpoint(tmp_path):
     cfg.parent.mkdir(parents=True)
     cfg.write_text("data: {}\n")
     assert ss.find_run_config(ck) == cfg
+
+
+def test_stats_benchmark_tiny(stats):
+    from benchmarks import sparse
+
+    out = sparse.run_from_stats(stats, stats, (300, 500), n_queries=12, latency_queries=3, top_k=8, verbose=False)
+    a, b = out["rows"]
+    assert (a["docs"], b["docs"]) == (300, 500) and a["nnz_per_doc"] <= 8 < a["nnz_per_doc_untruncated"]
+    assert 0 < a["recall@10_top8_vs_untruncated"] <= 1 and a["exactness"]["identical_top10_rate"] == 1.0
+    assert a["latency"]["queries"] == 3 and "fidelity" in a and "fidelity" not in b
+    # a cut above every vector's length keeps them whole: the index is the exact untruncated ranking
+    whole = sparse.stats_row(stats, ss.sample_lexical(stats, 5, seed=1), 200, seed=2, top_k=int(stats.nnz.max()),
+                             latency_queries=1)
+    assert whole[f"recall@10_top{int(stats.nnz.max())}_vs_untruncated"] == 1.0
+
+
+def test_stats_benchmark_cli(tmp_path, real, capsys):
+    from benchmarks import sparse
+
+    vectors = ss.save_vectors(tmp_path / "v.npz", real, real[:50], {"checkpoint": "made.ckpt", "split": "test"})
+    sparse.main(["--stats-from", str(vectors), "--gallery", "200", "--docs", "0", "--queries", "5",
+                 "--latency-queries", "2", "--save-stats", str(tmp_path / "s.npz"), "--out", str(tmp_path / "r.json")])
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert [row["docs"] for row in r["rows"]] == [200] and r["config"]["source"]["checkpoint"] == "made.ckpt"
+    assert "200 docs: build" in capsys.readouterr().out
+    m, t, prov = ss.load_stats(tmp_path / "s.npz")
+    assert m.n_rows == 1500 and t.n_rows == 50 and prov["split"] == "test"
+    with pytest.raises(SystemExit, match="no such file"):
+        sparse.main(["--stats-from", str(tmp_path / "none.npz")])
