@@ -21,6 +21,15 @@ guide's settings on small collections (tests/retrieval).
 
 N = 1,000,000 (``quick``: 100,000). Memory stays within a few GB (postings 8 bytes per non-zero, embeddings 1 KiB
 per document). Run alone with ``python -m benchmarks.sparse [--quick]``.
+
+``--stats-from CKPT_OR_NPZ`` replaces the Zipf collection by documents and queries sampled from the statistics of a
+trained lexical model's vectors (:mod:`benchmarks.sparse_stats`: per-term document frequency, non-zeros per vector,
+per-term weight quantiles; term co-occurrence ignored): a checkpoint (its run's test split encoded as ``motion-text
+index`` does), or an ``.npz`` of saved statistics or of raw ``p_m`` / ``p_t`` CSR vectors. It measures the exact
+backend on a gallery row (``--gallery``, HumanML3D's 29,232 motions with mirrors) and a large row (``--docs``,
+1,000,000): build time (top-k cut + inverted index), index bytes, top-10 latency and batched cost per query,
+recall@10 of the top-``--top-k`` (32) index against the exact top-10 of the untruncated vectors, the exact backend
+against a dense float64 dot product, and each row's peak RSS (:func:`run_from_stats`). No dense or Seismic rows.
 """
 
 from __future__ import annotations

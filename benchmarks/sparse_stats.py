@@ -111,7 +111,10 @@ class LexicalStats:
                 "df_max": float(self.df.max()), "weights": q}
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}_{f.name}": np.asarray(getattr(self, f.name)) for f in fields(self)}
+        """The fields as arrays named ``<prefix>_<field>`` (the per-term quantiles stored as float32)."""
+        out = {f"{prefix}_{f.name}": np.asarray(getattr(self, f.name)) for f in fields(self)}
+        out[f"{prefix}_term_quantiles"] = out[f"{prefix}_term_quantiles"].astype(np.float32)
+        return out
 
     @classmethod
     def from_arrays(cls, z, prefix: str, source: str) -> LexicalStats:
@@ -121,7 +124,8 @@ class LexicalStats:
             if key not in z:
                 raise ValueError(f"{source}: statistics file without {key!r}")
             v = np.asarray(z[key])
-            kw[f.name] = int(v) if f.name in ("vocab_size", "n_rows", "top_k") else v
+            kw[f.name] = int(v) if f.name in ("vocab_size", "n_rows", "top_k") else (
+                v.astype(np.float64) if v.dtype == np.float32 else v)
         return cls(**kw)
 
     @staticmethod

@@ -110,7 +110,7 @@ def test_stats_file_round_trip_and_raw_vectors(tmp_path, real, stats):
     m, t, p = ss.load_stats(path)
     assert p == prov and m.n_rows == 1500 and m.top_k == 32
     np.testing.assert_array_equal(m.df, stats.df)
-    np.testing.assert_array_equal(t.term_quantiles, stats.term_quantiles)
+    np.testing.assert_array_equal(t.term_quantiles, stats.term_quantiles.astype(np.float32))  # stored as float32
     raw = ss.save_vectors(tmp_path / "v.npz", real, real[:100], prov)
     m2, t2, p2 = ss.load_stats(raw, top_k=16)
     np.testing.assert_array_equal(m2.df, stats.df)
