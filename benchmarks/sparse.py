@@ -262,6 +262,15 @@ def _recall(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max((b >= 0).sum(), 1) for a, b in zip(got, ref)]))
 
 
+def truncation_recall(docs, queries, top_k: int = 32, k: int = 10) -> float:
+    """Recall@k of an index of the top-``top_k`` cut of ``docs`` against the exact top-k of the untruncated vectors
+    (both ranked by the exact backend; queries untruncated), e.g. on a split's real ``p_m`` / ``p_t``."""
+    from benchmarks.sparse_stats import topk_chunked
+
+    got = SparseIndex.from_vectors(topk_chunked(sp.csr_matrix(docs), top_k)).search(queries, k, with_terms=False).ids
+    return _recall(got, SparseIndex.from_vectors(docs).search(queries, k, with_terms=False).ids)
+
+
 def _reset_peak_rss() -> bool:
     """Reset this process's ``VmHWM`` (Linux ``/proc/self/clear_refs``); ``False`` where that is not possible."""
     try:
@@ -366,24 +375,34 @@ def format_stats_row(r: dict, top_k: int = 32) -> str:
 
 def stats_from(source: str, *, data: str | None = None, split: str = "test", top_k: int = 32,
                save: str | None = None):
-    """``(motion stats, caption stats, provenance)`` from a lexical checkpoint (its ``split`` encoded; ``data``:
-    the run's config by default) or an ``.npz`` (statistics or raw CSR vectors); ``save``: write the statistics."""
+    """``(motion stats, caption stats, provenance, (p_m, p_t) or None)`` from a lexical checkpoint (its ``split``
+    encoded; ``data``: the run's config by default) or an ``.npz`` (statistics, or raw CSR vectors: returned too);
+    ``save``: write the statistics."""
     from pathlib import Path
 
-    from benchmarks.sparse_stats import LexicalStats, lexical_stats, load_stats, vectors_from_checkpoint
+    from benchmarks.sparse_stats import (
+        LexicalStats,
+        lexical_stats,
+        load_stats,
+        load_vectors,
+        vectors_from_checkpoint,
+    )
 
     path = Path(source)
     if not path.is_file():
         raise ValueError(f"--stats-from {source}: no such file")
+    vectors = None
     if path.suffix == ".npz":
         m, t, prov = load_stats(path, top_k=top_k)
         prov = {**prov, "stats_file": str(path)}
+        vectors = load_vectors(path)
     else:
         p_m, p_t, prov = vectors_from_checkpoint(path, data, split)
         m, t = lexical_stats(p_m, top_k=top_k), lexical_stats(p_t, top_k=top_k)
+        vectors = p_m, p_t
     if save:
         LexicalStats.save_pair(save, m, t, prov)
-    return m, t, prov
+    return m, t, prov, vectors
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -413,14 +432,18 @@ def main(argv: list[str] | None = None) -> None:
     if not sizes or args.queries < 1 or args.top_k < 1:
         raise SystemExit("error: need a positive --gallery or --docs, --queries and --top-k")
     try:
-        m, t, prov = stats_from(args.stats_from, data=args.data, split=args.split, top_k=args.top_k,
-                                save=args.save_stats)
+        m, t, prov, vectors = stats_from(args.stats_from, data=args.data, split=args.split, top_k=args.top_k,
+                                         save=args.save_stats)
     except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
     print(f"statistics of {prov.get('checkpoint', args.stats_from)} ({prov.get('split', '?')} split): motions "
           f"{m.summary()}, captions {t.summary()}", flush=True)
     out = run_from_stats(m, t, sizes, n_queries=args.queries, latency_queries=args.latency_queries, top_k=args.top_k,
                          seed=args.seed, provenance=prov)
+    if vectors is not None:  # the same recall on the real vectors (documents: p_m, queries: every caption's p_t)
+        out["real_reference"] = {"docs": vectors[0].shape[0], "queries": vectors[1].shape[0],
+                                 f"recall@10_top{args.top_k}_vs_untruncated": truncation_recall(*vectors, args.top_k)}
+        print(f"real vectors: {out['real_reference']}")
     out["peak_rss_gb"] = peak_rss_mb() / 1024
     if args.out:
         from benchmarks.common import machine

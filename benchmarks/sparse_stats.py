@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["LexicalStats", "lexical_stats", "fit_inclusion_weights", "sample_lexical", "compare_stats", "load_stats",
-           "save_vectors", "vectors_from_checkpoint", "find_run_config", "topk_chunked", "STATS_FORMAT", "LEVELS"]
+           "save_vectors", "load_vectors", "vectors_from_checkpoint", "find_run_config", "topk_chunked", "STATS_FORMAT", "LEVELS"]
 
 #: format tag of a statistics ``.npz``
 STATS_FORMAT = "motion-text-lexical-stats-v1"
@@ -369,6 +369,22 @@ def save_vectors(path: str | Path, p_m, p_t, provenance: dict | None = None) -> 
     return path
 
 
+def load_vectors(path: str | Path) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+    """``(p_m, p_t)`` of an ``.npz`` written by :func:`save_vectors`, ``None`` for a statistics file."""
+    with np.load(path, allow_pickle=False) as z:
+        if "format" in z.files:
+            return None
+        return tuple(_csr(z, n, str(path)) for n in ("p_m", "p_t"))
+
+
+def _csr(z, name: str, source: str) -> sp.csr_matrix:
+    try:
+        return sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"], z[f"{name}_indptr"]),
+                             shape=tuple(int(x) for x in z[f"{name}_shape"]))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{source}: {name} is not a valid CSR matrix ({e})") from None
+
+
 def load_stats(path: str | Path, *, top_k: int = 32) -> tuple[LexicalStats, LexicalStats, dict]:
     """``(motion stats, caption stats, provenance)`` from a statistics ``.npz`` (:meth:`LexicalStats.save_pair`) or
     from an ``.npz`` of raw CSR vectors (:func:`save_vectors`; statistics computed with ``top_k``)."""
@@ -389,13 +405,7 @@ def load_stats(path: str | Path, *, top_k: int = 32) -> tuple[LexicalStats, Lexi
         if not need <= keys:
             raise ValueError(f"{path}: expected a statistics file (key 'format') or CSR vectors with keys "
                              f"{sorted(need)}; missing {sorted(need - keys)}")
-        mats = {}
-        for n in ("p_m", "p_t"):
-            try:
-                mats[n] = sp.csr_matrix((z[f"{n}_data"], z[f"{n}_indices"], z[f"{n}_indptr"]),
-                                        shape=tuple(int(x) for x in z[f"{n}_shape"]))
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"{path}: {n} is not a valid CSR matrix ({e})") from None
+        mats = {n: _csr(z, n, str(path)) for n in ("p_m", "p_t")}
     if mats["p_m"].shape[1] != mats["p_t"].shape[1]:
         raise ValueError(f"{path}: p_m has {mats['p_m'].shape[1]} terms, p_t {mats['p_t'].shape[1]}")
     return (lexical_stats(mats["p_m"], top_k=top_k, what=f"{path}: p_m"),

@@ -171,7 +171,18 @@ def test_stats_benchmark_cli(tmp_path, real, capsys):
     r = json.loads((tmp_path / "r.json").read_text())
     assert [row["docs"] for row in r["rows"]] == [200] and r["config"]["source"]["checkpoint"] == "made.ckpt"
     assert "200 docs: build" in capsys.readouterr().out
+    assert r["real_reference"]["docs"] == 1500 and 0 < r["real_reference"]["recall@10_top32_vs_untruncated"] <= 1
     m, t, prov = ss.load_stats(tmp_path / "s.npz")
     assert m.n_rows == 1500 and t.n_rows == 50 and prov["split"] == "test"
     with pytest.raises(SystemExit, match="no such file"):
         sparse.main(["--stats-from", str(tmp_path / "none.npz")])
+
+
+def test_truncation_recall_by_hand():
+    from benchmarks import sparse
+
+    docs = sp.csr_matrix(np.array([[1.0, 0.5, 0.0], [0.0, 0.9, 0.8], [0.2, 0.0, 0.3]], np.float32))
+    q = sp.csr_matrix(np.array([[0.0, 1.0, 1.0]], np.float32))
+    # untruncated scores 0.5, 1.7, 0.3 -> top-2 {1, 0}; top-1 cut keeps 1.0 / 0.9 / 0.3 -> scores 0, 0.9, 0.3 -> {1, 2}
+    assert sparse.truncation_recall(docs, q, top_k=1, k=2) == 0.5
+    assert sparse.truncation_recall(docs, q, top_k=2, k=2) == 1.0
