@@ -21,6 +21,15 @@ guide's settings on small collections (tests/retrieval).
 
 N = 1,000,000 (``quick``: 100,000). Memory stays within a few GB (postings 8 bytes per non-zero, embeddings 1 KiB
 per document). Run alone with ``python -m benchmarks.sparse [--quick]``.
+
+``--stats-from CKPT_OR_NPZ`` replaces the Zipf collection by documents and queries sampled from the statistics of a
+trained lexical model's vectors (:mod:`benchmarks.sparse_stats`: per-term document frequency, non-zeros per vector,
+per-term weight quantiles; term co-occurrence ignored): a checkpoint (its run's test split encoded as ``motion-text
+index`` does), or an ``.npz`` of saved statistics or of raw ``p_m`` / ``p_t`` CSR vectors. It measures the exact
+backend on a gallery row (``--gallery``, HumanML3D's 29,232 motions with mirrors) and a large row (``--docs``,
+1,000,000): build time (top-k cut + inverted index), index bytes, top-10 latency and batched cost per query,
+recall@10 of the top-``--top-k`` (32) index against the exact top-10 of the untruncated vectors, the exact backend
+against a dense float64 dot product, and each row's peak RSS (:func:`run_from_stats`). No dense or Seismic rows.
 """
 
 from __future__ import annotations
@@ -243,12 +252,205 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+# ---- collections with the statistics of a trained model (--stats-from) ----------------------------------------------
+#: HumanML3D's full gallery with mirrors (the gallery row of ``--stats-from``)
+GALLERY = 29_232
+
+
+def _recall(got: np.ndarray, ref: np.ndarray) -> float:
+    """Mean share of the reference's (valid, >= 0) top ids found in ``got``."""
+    return float(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max((b >= 0).sum(), 1) for a, b in zip(got, ref)]))
+
+
+def truncation_recall(docs, queries, top_k: int = 32, k: int = 10) -> float:
+    """Recall@k of an index of the top-``top_k`` cut of ``docs`` against the exact top-k of the untruncated vectors
+    (both ranked by the exact backend; queries untruncated), e.g. on a split's real ``p_m`` / ``p_t``."""
+    from benchmarks.sparse_stats import topk_chunked
+
+    got = SparseIndex.from_vectors(topk_chunked(sp.csr_matrix(docs), top_k)).search(queries, k, with_terms=False).ids
+    return _recall(got, SparseIndex.from_vectors(docs).search(queries, k, with_terms=False).ids)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's ``VmHWM`` (Linux ``/proc/self/clear_refs``); ``False`` where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def stats_row(stats_m, queries: sp.csr_matrix, n: int, seed: int, *, top_k: int = 32, latency_queries: int = 1000,
+              exact_check_docs: int = GALLERY, fidelity: bool = False) -> dict:
+    """One row of the ``--stats-from`` table: ``n`` documents sampled from ``stats_m``
+    (:func:`benchmarks.sparse_stats.sample_lexical`), indexed after the top-``top_k`` cut.
+
+    Figures: generation and build time (cut + inverted index), index bytes, non-zeros per document (before and after
+    the cut), top-10 latency (one query per call, the first ``latency_queries``) and batched cost per query (batches
+    of 32), recall@10 of the cut index against the exact top-10 of the untruncated documents (exact backend on the
+    untruncated vectors), the exact backend against a dense float64 dot product on the first ``exact_check_docs``
+    documents (cut), and the peak RSS of the row (``VmHWM`` reset at its start where Linux allows).
+    """
+    from benchmarks.sparse_stats import compare_stats, lexical_stats, sample_lexical, topk_chunked
+
+    reset = _reset_peak_rss()
+    gc.collect()
+    t = time.perf_counter()
+    docs = sample_lexical(stats_m, n, seed)
+    gen_s = time.perf_counter() - t
+    t = time.perf_counter()
+    cut = topk_chunked(docs, top_k)
+    index = SparseIndex.from_vectors(cut, top_k=top_k)
+    build_s = time.perf_counter() - t
+    row = {"docs": n, "generate_s": gen_s, "build_s": build_s, "bytes": index.nbytes,
+           "nnz_per_doc": index.nnz / n, "nnz_per_doc_untruncated": docs.nnz / n}
+    nl = min(latency_queries, queries.shape[0])
+    index.search(queries[0], 10, with_terms=False)  # warm-up
+    row["latency"] = _latency(lambda i: index.search(queries[i], 10, with_terms=False), nl)
+    row["batched_ms_per_query"] = _batched(
+        lambda a, b: index.search(queries[a:b], 10, with_terms=False, batch_size=32), queries.shape[0], 32)
+    got = index.search(queries, 10, with_terms=False).ids
+    postings = np.diff(index._post.indptr)
+    row["postings_per_query_mean"] = float(np.mean(
+        [postings[queries.indices[queries.indptr[i] : queries.indptr[i + 1]]].sum() for i in range(queries.shape[0])]))
+    index = None  # free the index (a del would unbind the name the lambdas above close over)
+    gc.collect()
+    t = time.perf_counter()
+    full = SparseIndex.from_vectors(docs)
+    ref = full.search(queries, 10, with_terms=False).ids
+    row["exact_untruncated_s"] = time.perf_counter() - t
+    row["untruncated_bytes"] = full.nbytes
+    del full
+    gc.collect()
+    row[f"recall@10_top{top_k}_vs_untruncated"] = _recall(got, ref)
+    m = min(exact_check_docs, n)
+    small = SparseIndex.from_vectors(cut[:m]).search(queries, 10, with_terms=False).ids
+    dense = dense_topk_reference(queries, cut[:m], 10)
+    row["exactness"] = {"docs": m, "queries": queries.shape[0],
+                        "identical_top10_rate": float((small == dense).all(axis=1).mean())}
+    if fidelity:
+        row["fidelity"] = compare_stats(stats_m, lexical_stats(docs, top_k=top_k, levels=stats_m.levels))
+    del docs, cut
+    gc.collect()
+    row["peak_rss_gb"] = peak_rss_mb() / 1024
+    row["peak_rss_scope"] = "row" if reset else "process so far"
+    return row
+
+
+def run_from_stats(stats_m, stats_t, sizes=(GALLERY, 1_000_000), *, n_queries: int = 1000,
+                   latency_queries: int = 1000, top_k: int = 32, seed: int = 0, provenance: dict | None = None,
+                   verbose: bool = True) -> dict:
+    """The ``--stats-from`` benchmark: one :func:`stats_row` per collection size, the same ``n_queries`` queries
+    (sampled from the caption statistics ``stats_t``, untruncated as ``motion-text search`` uses them by default).
+    The first row also compares its documents' statistics with the real ones (``fidelity``)."""
+    from benchmarks.sparse_stats import compare_stats, lexical_stats, sample_lexical
+
+    seeds = np.random.SeedSequence(seed).spawn(len(sizes) + 1)
+    queries = sample_lexical(stats_t, n_queries, np.random.default_rng(seeds[0]))
+    out = {"config": {"source": provenance or {}, "queries": n_queries, "top_k": top_k, "k": 10, "seed": seed,
+                      "latency_queries": min(latency_queries, n_queries), "torch_threads": torch.get_num_threads(),
+                      "query_nnz_mean": queries.nnz / max(n_queries, 1)},
+           "stats": {"motions": stats_m.summary(), "captions": stats_t.summary()},
+           "query_fidelity": compare_stats(stats_t, lexical_stats(queries, top_k=top_k, levels=stats_t.levels)),
+           "rows": []}
+    for i, n in enumerate(sizes):
+        out["rows"].append(stats_row(stats_m, queries, n, np.random.default_rng(seeds[i + 1]), top_k=top_k,
+                                     latency_queries=latency_queries, fidelity=i == 0))
+        if verbose:
+            print(format_stats_row(out["rows"][-1], top_k), flush=True)
+    return out
+
+
+def format_stats_row(r: dict, top_k: int = 32) -> str:
+    lat = r["latency"]
+    return (f"{r['docs']:>10,} docs: build {r['build_s']:.1f} s, index {r['bytes'] / 2**20:.1f} MB, "
+            f"{r['nnz_per_doc']:.1f} nnz/doc ({r['nnz_per_doc_untruncated']:.1f} untruncated), top-10 "
+            f"{lat['mean_ms']:.2f} ms/query (p50 {lat['p50_ms']:.2f}, p95 {lat['p95_ms']:.2f}), batched "
+            f"{r['batched_ms_per_query']:.2f} ms/query, recall@10 top-{top_k} vs untruncated "
+            f"{r[f'recall@10_top{top_k}_vs_untruncated']:.4f}, exact = dense float64 on "
+            f"{r['exactness']['docs']:,} docs for {100 * r['exactness']['identical_top10_rate']:.1f}% of queries, "
+            f"peak RSS {r['peak_rss_gb']:.2f} GB ({r['peak_rss_scope']})")
+
+
+def stats_from(source: str, *, data: str | None = None, split: str = "test", top_k: int = 32,
+               save: str | None = None):
+    """``(motion stats, caption stats, provenance, (p_m, p_t) or None)`` from a lexical checkpoint (its ``split``
+    encoded; ``data``: the run's config by default) or an ``.npz`` (statistics, or raw CSR vectors: returned too);
+    ``save``: write the statistics."""
+    from pathlib import Path
+
+    from benchmarks.sparse_stats import (
+        LexicalStats,
+        lexical_stats,
+        load_stats,
+        load_vectors,
+        vectors_from_checkpoint,
+    )
+
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"--stats-from {source}: no such file")
+    vectors = None
+    if path.suffix == ".npz":
+        m, t, prov = load_stats(path, top_k=top_k)
+        prov = {**prov, "stats_file": str(path)}
+        vectors = load_vectors(path)
+    else:
+        p_m, p_t, prov = vectors_from_checkpoint(path, data, split)
+        m, t = lexical_stats(p_m, top_k=top_k), lexical_stats(p_t, top_k=top_k)
+        vectors = p_m, p_t
+    if save:
+        LexicalStats.save_pair(save, m, t, prov)
+    return m, t, prov, vectors
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100,000 documents instead of 1,000,000")
     ap.add_argument("--no-seismic", action="store_true")
-    args = ap.parse_args()
-    run(args.quick, with_seismic=not args.no_seismic)
+    g = ap.add_argument_group("collections with the statistics of a trained model")
+    g.add_argument("--stats-from", metavar="CKPT_OR_NPZ",
+                   help="a lexical checkpoint (its --split encoded) or an .npz of statistics / p_m, p_t CSR vectors")
+    g.add_argument("--docs", type=int, default=1_000_000, help="documents of the large row (0: none)")
+    g.add_argument("--gallery", type=int, default=GALLERY, help="documents of the gallery row (0: none)")
+    g.add_argument("--queries", type=int, default=1000)
+    g.add_argument("--latency-queries", type=int, default=1000, help="queries timed one per call")
+    g.add_argument("--top-k", type=int, default=32, help="terms kept per document in the index")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--data", help="data config of the checkpoint (default: the run's config.yaml)")
+    g.add_argument("--split", default="test")
+    g.add_argument("--save-stats", metavar="NPZ", help="write the statistics (with provenance) to this .npz")
+    g.add_argument("--out", metavar="JSON", help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    if args.stats_from is None:
+        run(args.quick, with_seismic=not args.no_seismic)
+        return
+    import json
+
+    sizes = [n for n in (args.gallery, args.docs) if n > 0]
+    if not sizes or args.queries < 1 or args.top_k < 1:
+        raise SystemExit("error: need a positive --gallery or --docs, --queries and --top-k")
+    try:
+        m, t, prov, vectors = stats_from(args.stats_from, data=args.data, split=args.split, top_k=args.top_k,
+                                         save=args.save_stats)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"statistics of {prov.get('checkpoint', args.stats_from)} ({prov.get('split', '?')} split): motions "
+          f"{m.summary()}, captions {t.summary()}", flush=True)
+    out = run_from_stats(m, t, sizes, n_queries=args.queries, latency_queries=args.latency_queries, top_k=args.top_k,
+                         seed=args.seed, provenance=prov)
+    if vectors is not None:  # the same recall on the real vectors (documents: p_m, queries: every caption's p_t)
+        out["real_reference"] = {"docs": vectors[0].shape[0], "queries": vectors[1].shape[0],
+                                 f"recall@10_top{args.top_k}_vs_untruncated": truncation_recall(*vectors, args.top_k)}
+        print(f"real vectors: {out['real_reference']}")
+    out["peak_rss_gb"] = peak_rss_mb() / 1024
+    if args.out:
+        from benchmarks.common import machine
+
+        out["machine"] = machine()
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=2)
 
 
 if __name__ == "__main__":
