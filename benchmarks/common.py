@@ -105,6 +105,17 @@ def matmul_rate(dev: torch.device | str = "cpu", n: int = 2048, repeats: int = 3
     return 2.0 * n**3 / best
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident set size (``VmHWM``, Linux ``/proc/self/clear_refs``), so that
+    :func:`peak_rss_mb` measures from now; ``False`` where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB.
 

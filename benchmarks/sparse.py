@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from benchmarks.common import peak_rss_mb
+from benchmarks.common import peak_rss_mb, reset_peak_rss
 from motion_text.retrieval.sparse import SparseIndex
 
 VOCAB = 30522
@@ -271,16 +271,6 @@ def truncation_recall(docs, queries, top_k: int = 32, k: int = 10) -> float:
     return _recall(got, SparseIndex.from_vectors(docs).search(queries, k, with_terms=False).ids)
 
 
-def _reset_peak_rss() -> bool:
-    """Reset this process's ``VmHWM`` (Linux ``/proc/self/clear_refs``); ``False`` where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def stats_row(stats_m, queries: sp.csr_matrix, n: int, seed: int, *, top_k: int = 32, latency_queries: int = 1000,
               exact_check_docs: int = GALLERY, fidelity: bool = False) -> dict:
     """One row of the ``--stats-from`` table: ``n`` documents sampled from ``stats_m``
@@ -294,7 +284,7 @@ def stats_row(stats_m, queries: sp.csr_matrix, n: int, seed: int, *, top_k: int 
     """
     from benchmarks.sparse_stats import compare_stats, lexical_stats, sample_lexical, topk_chunked
 
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     gc.collect()
     t = time.perf_counter()
     docs = sample_lexical(stats_m, n, seed)
