@@ -189,10 +189,10 @@ def grounding_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-#: the dense and dagger-TMR rows of ``make lexical-demo``: the same 64 steps for both (a fixed count, sized with the
+#: the dense and dagger-TMR rows of ``make lexical-demo``: the same 48 steps for both (a fixed count, sized with the
 #: chain for the demo's 10 minutes on 2 cores), and one text cache for their frozen text and sentence models (the same
 #: captions: the second row reads the first row's features)
-TMR_ROW_OVERRIDES = ("--trainer.max_epochs=1", "--trainer.limit_train_batches=64",
+TMR_ROW_OVERRIDES = ("--trainer.max_epochs=1", "--trainer.limit_train_batches=48",
                      "--model.init_args.text_cache_dir=runs/text_cache_synthetic")
 
 
