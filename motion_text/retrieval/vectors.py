@@ -63,10 +63,10 @@ def topk_sparsify_csr(m: sp.csr_matrix, k: int | str | None, *, chunk_elements: 
     """:func:`topk_sparsify` for a scipy CSR matrix (rows = vectors); same tie rule (smaller column first).
 
     Only rows with more than ``k`` stored entries are cut; the others are copied as they are. Stored entries count as
-    entries, explicit zeros included. The long rows are processed in blocks: each block's weights are laid out in a
-    (rows, longest row) array, in ascending column order, and sorted stably by decreasing weight, so that equal weights
-    keep the smaller column first; the first ``k`` positions of each row are kept. A NaN weight ranks last (below
-    every number). The dtype is preserved and float64 weights are compared in float64.
+    entries, explicit zeros included. The long rows are processed in blocks of similar lengths: each block's weights
+    are laid out in a (rows, longest row) array, in ascending column order, and sorted stably by decreasing weight, so
+    that equal weights keep the smaller column first; the first ``k`` positions of each row are kept. A NaN weight
+    ranks last (below every number). The dtype is preserved and float64 weights are compared in float64.
 
     Parameters
     ----------
@@ -98,15 +98,15 @@ def topk_sparsify_csr(m: sp.csr_matrix, k: int | str | None, *, chunk_elements: 
     # float32 / float64 weights as they are, others as float64 (like the three-key lexsort this replaces)
     key_dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float64
     long_rows = np.flatnonzero(counts > kk)
+    long_rows = long_rows[np.argsort(counts[long_rows], kind="stable")]  # blocks of similar lengths: little padding
     keep = np.repeat(counts <= kk, counts)  # entries of the short rows; the long rows' kept ones are added below
     s = 0
     while s < len(long_rows):
         e = min(len(long_rows), s + max(1, chunk_elements // (kk + 1)))
-        width = int(counts[long_rows[s:e]].max())
-        if (e - s) * width > chunk_elements:  # long rows: fewer of them per block
-            e = s + max(1, chunk_elements // width)
-            width = int(counts[long_rows[s:e]].max())
+        if (e - s) * int(counts[long_rows[e - 1]]) > chunk_elements:  # long rows: fewer of them per block
+            e = s + max(1, chunk_elements // int(counts[long_rows[e - 1]]))
         rows = long_rows[s:e]
+        width = int(counts[rows[-1]])
         starts, lengths = m.indptr[rows], counts[rows]
         pos = np.arange(width)
         valid = pos[None, :] < lengths[:, None]
