@@ -95,7 +95,7 @@ def topk_sparsify_csr(m: sp.csr_matrix, k: int | str | None, *, chunk_elements: 
         m = m.copy()
         m.sort_indices()
     data = m.data
-    # float32 / float64 weights as they are, others as float64 (like the three-key lexsort this replaces)
+    # float32 / float64 weights compared as they are, other dtypes as float64
     key_dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float64
     long_rows = np.flatnonzero(counts > kk)
     long_rows = long_rows[np.argsort(counts[long_rows], kind="stable")]  # blocks of similar lengths: little padding
