@@ -59,23 +59,66 @@ def topk_sparsify(x: torch.Tensor, k: int | str | None) -> torch.Tensor:
     return out.scatter(-1, order, x.gather(-1, order))
 
 
-def topk_sparsify_csr(m: sp.csr_matrix, k: int | str | None) -> sp.csr_matrix:
-    """:func:`topk_sparsify` for a scipy CSR matrix (rows = vectors); same tie rule (smaller column first)."""
+def topk_sparsify_csr(m: sp.csr_matrix, k: int | str | None, *, chunk_elements: int = 1 << 20) -> sp.csr_matrix:
+    """:func:`topk_sparsify` for a scipy CSR matrix (rows = vectors); same tie rule (smaller column first).
+
+    Only rows with more than ``k`` stored entries are cut; the others are copied as they are. Stored entries count as
+    entries, explicit zeros included. The long rows are processed in blocks of similar lengths: each block's weights
+    are laid out in a (rows, longest row) array, in ascending column order, and sorted stably by decreasing weight, so
+    that equal weights keep the smaller column first; the first ``k`` positions of each row are kept. A NaN weight
+    ranks last (below every number). The dtype is preserved and float64 weights are compared in float64.
+
+    Parameters
+    ----------
+    m : scipy sparse matrix
+        (N, V) vectors (converted to CSR; not modified).
+    k : int, None or "all"
+        Entries kept per row (:func:`check_k`); ``None`` / ``"all"`` keeps everything (a copy).
+    chunk_elements : int
+        Upper bound on the size of one block's padded array (rows x longest row; ~30 bytes per element in all).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        At most ``k`` entries per row; the cut rows have sorted column ids.
+    """
     kk = check_k(k)
+    if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int | np.integer) or chunk_elements < 1:
+        raise ValueError(f"chunk_elements must be a positive integer, got {chunk_elements!r}")
     m = sp.csr_matrix(m)
     if kk is None:
         return m.copy()
     counts = np.diff(m.indptr)
     if counts.size == 0 or counts.max() <= kk:
         return m.copy()
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((m.indices, -m.data.astype(np.float64), rows))  # by row, value desc, column asc
-    rank = np.empty(m.nnz, dtype=np.int64)
-    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
-    keep = rank < kk
-    out = sp.csr_matrix((m.data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(counts, kk))])),
+    if not m.has_sorted_indices:  # a row's positions must follow its columns (a copy: the caller's matrix stays)
+        m = m.copy()
+        m.sort_indices()
+    data = m.data
+    # float32 / float64 weights compared as they are, other dtypes as float64
+    key_dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float64
+    long_rows = np.flatnonzero(counts > kk)
+    long_rows = long_rows[np.argsort(counts[long_rows], kind="stable")]  # blocks of similar lengths: little padding
+    keep = np.repeat(counts <= kk, counts)  # entries of the short rows; the long rows' kept ones are added below
+    s = 0
+    while s < len(long_rows):
+        e = min(len(long_rows), s + max(1, chunk_elements // (kk + 1)))
+        if (e - s) * int(counts[long_rows[e - 1]]) > chunk_elements:  # long rows: fewer of them per block
+            e = s + max(1, chunk_elements // int(counts[long_rows[e - 1]]))
+        rows = long_rows[s:e]
+        width = int(counts[rows[-1]])
+        starts, lengths = m.indptr[rows], counts[rows]
+        pos = np.arange(width)
+        valid = pos[None, :] < lengths[:, None]
+        # negated weights, ascending; NaN padding sorts after every weight (a NaN weight too: stable sort)
+        neg = np.full((len(rows), width), np.nan, dtype=key_dtype)
+        neg[valid] = -data[(starts[:, None] + pos[None, :])[valid]].astype(key_dtype)
+        first = np.argsort(neg, axis=1, kind="stable")[:, :kk]
+        keep[(starts[:, None] + first).ravel()] = True
+        s = e
+    out = sp.csr_matrix((data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(counts, kk))])),
                         shape=m.shape)
-    out.sort_indices()
+    out.has_sorted_indices = True
     return out
 
 

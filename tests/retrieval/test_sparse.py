@@ -48,6 +48,92 @@ def test_topk_csr_matches_tensor_version():
         assert (np.diff(topk_sparsify_csr(m, k).indptr) <= k).all()
 
 
+def topk_rows_reference(m, k):
+    """Per-row numpy reference of the CSR top-k cut: entries sorted by (-value, column), the first ``k`` kept."""
+    m = sp.csr_matrix(m)
+    out = sp.lil_matrix(m.shape, dtype=m.dtype)
+    for r in range(m.shape[0]):
+        cols = m.indices[m.indptr[r] : m.indptr[r + 1]]
+        vals = m.data[m.indptr[r] : m.indptr[r + 1]]
+        order = sorted(range(len(cols)), key=lambda j: (-float(vals[j]), int(cols[j])))[:k]
+        for j in order:
+            out[r, cols[j]] = vals[j]
+    return out.tocsr()
+
+
+def tied_rows(n, v, rng, dtype, k):
+    """(n, v) CSR with weights from {0.25, 0.5, 1, 2}, row lengths 0 ... 3k (empty, shorter and longer than k)."""
+    lengths = rng.integers(0, 3 * k + 1, n)
+    lengths[:3] = [0, k, k + 1]
+    cols = [np.sort(rng.choice(v, size=min(n_r, v), replace=False)) for n_r in lengths]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in cols])])
+    data = rng.choice(np.array([0.25, 0.5, 1.0, 2.0], dtype=dtype), size=indptr[-1])
+    return sp.csr_matrix((data, np.concatenate(cols).astype(np.int32), indptr), shape=(n, v))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk_elements", [None, 7])
+def test_topk_csr_ties_by_smaller_column_against_row_reference(dtype, chunk_elements):
+    """Many equal weights at the cut: the kept entries are those of a per-row (-value, column) sort; rows with at most
+    ``k`` entries are left as they are; the dense tensor version agrees; a small ``chunk_elements`` (many blocks, some
+    of one row) changes nothing."""
+    rng = np.random.default_rng(5)
+    kw = {} if chunk_elements is None else {"chunk_elements": chunk_elements}
+    for k in (1, 3, 8):
+        m = tied_rows(60, 40, rng, dtype, k)
+        before = (m.indptr.copy(), m.indices.copy(), m.data.copy())
+        got = topk_sparsify_csr(m, k, **kw)
+        ref = topk_rows_reference(m, k)
+        assert got.dtype == dtype and got.has_sorted_indices
+        np.testing.assert_array_equal(got.indptr, ref.indptr)
+        np.testing.assert_array_equal(got.indices, ref.indices)
+        np.testing.assert_array_equal(got.data, ref.data)
+        dense = topk_sparsify(torch.from_numpy(m.toarray()), k).numpy()
+        np.testing.assert_array_equal(got.toarray(), dense)
+        for r in np.flatnonzero(np.diff(m.indptr) <= k):  # short rows untouched
+            np.testing.assert_array_equal(got[r].toarray(), m[r].toarray())
+        for a, b in zip(before, (m.indptr, m.indices, m.data)):
+            np.testing.assert_array_equal(a, b)  # input not modified
+        # the tie rule is exercised: some cut row has equal weights on both sides of the cut
+        rows = [np.sort(m.data[m.indptr[r] : m.indptr[r + 1]])[::-1] for r in range(m.shape[0])]
+        assert any(len(w) > k and w[k - 1] == w[k] for w in rows)
+    m = tied_rows(20, 40, rng, dtype, 4)
+    np.testing.assert_array_equal(topk_sparsify_csr(m, 50, **kw).toarray(), m.toarray())  # k above every row
+
+
+def test_topk_csr_float64_precision_nan_explicit_zeros_and_unsorted_input():
+    # float64 weights that are equal in float32: the larger one wins, not the smaller column
+    m = sp.csr_matrix(np.array([[1.0, 1.0 + 1e-12, 0.5]]))
+    np.testing.assert_array_equal(topk_sparsify_csr(m, 1).indices, [1])
+    assert topk_sparsify_csr(m, 1).dtype == np.float64
+    # explicit zeros are entries (kept when among the k largest); NaN ranks last and does not crash
+    z = sp.csr_matrix((np.array([0.0, 0.5, 0.0, np.nan], dtype=np.float32), np.array([0, 1, 2, 3]), [0, 4]),
+                      shape=(1, 5))
+    got = topk_sparsify_csr(z, 2)
+    np.testing.assert_array_equal(got.indices, [0, 1])
+    np.testing.assert_array_equal(got.data, [0.0, 0.5])
+    np.testing.assert_array_equal(topk_sparsify_csr(z, 4).indices, [0, 1, 2, 3])
+    # unsorted column ids within rows: same cut as the sorted matrix, sorted output, input left as it was
+    rng = np.random.default_rng(6)
+    m = tied_rows(30, 25, rng, np.float32, 3)
+    perm = np.concatenate([m.indptr[r] + rng.permutation(m.indptr[r + 1] - m.indptr[r]) for r in range(30)])
+    u = sp.csr_matrix((m.data[perm], m.indices[perm], m.indptr), shape=m.shape)
+    indices = u.indices.copy()
+    got = topk_sparsify_csr(u, 3)
+    ref = topk_sparsify_csr(m, 3)
+    np.testing.assert_array_equal(got.indices, ref.indices)
+    np.testing.assert_array_equal(got.data, ref.data)
+    np.testing.assert_array_equal(u.indices, indices)
+    # no cut, empty matrix, bad arguments
+    for no_cut in (None, "all"):
+        np.testing.assert_array_equal(topk_sparsify_csr(m, no_cut).toarray(), m.toarray())
+    assert topk_sparsify_csr(sp.csr_matrix((0, 5), dtype=np.float32), 2).shape == (0, 5)
+    with pytest.raises(ValueError, match="top-k"):
+        topk_sparsify_csr(m, 0)
+    with pytest.raises(ValueError, match="chunk_elements"):
+        topk_sparsify_csr(m, 2, chunk_elements=0)
+
+
 @pytest.mark.parametrize("levels", [None, [0.25, 0.5, 1.0]])
 def test_exact_top10_identical_to_dense_float64_product(levels):
     """Random sparse vectors; ``levels`` makes exact score ties frequent (they are broken by the smaller doc id)."""
