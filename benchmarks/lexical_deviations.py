@@ -15,7 +15,7 @@ time), then the cost of one phase-4 training step with every frame as a token (`
 written; too slow to train on a CPU) against the default, timed over ``--cost-steps`` steps in the same process.
 
 ``python -m benchmarks.lexical_deviations [--variants default mask-pooled windows-8] [--work DIR] [--cost-steps 3]``
-writes ``benchmarks/results/lexical_deviations.json``.
+writes ``benchmarks/results/lexical/deviations.json``.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--work", default="runs/lexical_deviations", help="folder of the variants' runs")
     ap.add_argument("--cost-steps", type=int, default=3, help="timed phase-4 steps per token layout (0: skip)")
-    ap.add_argument("--out", default=str(RESULTS_DIR / "lexical_deviations.json"))
+    ap.add_argument("--out", default=str(RESULTS_DIR / "lexical" / "deviations.json"))
     ns = ap.parse_args(argv)
 
     from motion_text.demo import comparison_table, fix_determinism, grounding_table
