@@ -100,13 +100,13 @@ class _Clock:
                 self.t_fit_start = time.perf_counter()
 
             def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-                if trainer.global_step == self.cost_step:
+                if self.cost_step is not None and trainer.global_step == self.cost_step:
                     self.frames = list(batch["motion"].shape[:2]) if "motion" in batch else None
                     self.cost.start(pl_module)
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
                 self.step_times.append(time.perf_counter())
-                if trainer.global_step == self.cost_step + 1:
+                if self.cost_step is not None and trainer.global_step == self.cost_step + 1:
                     self.cost.stop()
 
             @property

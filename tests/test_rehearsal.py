@@ -59,3 +59,30 @@ def test_lexical_deviation_variants_name_real_arguments():
                 assert key in params, (name, arg)
         reused = spec.get("reuse", (None, ()))[1]
         assert sorted(set(spec["phases"]) | set(reused)) == [1, 2, 3, 4]  # every phase fitted or reused
+
+
+def test_clock_brackets_one_step_with_the_cost_counters(tmp_path):
+    import lightning as L
+    import torch
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(16, 4)
+
+        def training_step(self, batch, batch_idx):
+            return self.lin(batch["motion"]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = [{"motion": torch.randn(2, 8, 16)} for _ in range(4)]
+    loader = torch.utils.data.DataLoader(data, batch_size=None)
+    for cost_step in (2, None):  # the timed run counts its last step; the second run counts nothing
+        clock = rehearsal._Clock(cost_step=cost_step)
+        rehearsal._trainer(3, [clock], str(tmp_path)).fit(Tiny(), loader)
+        assert len(clock.step_times) == 3
+        if cost_step is None:
+            assert clock.cost.gflop is None and clock.frames is None
+        else:  # (2 x 8 tokens) x 16 -> 4: forward 2*16*16*4, backward the weight gradient only
+            assert clock.frames == [2, 8] and clock.cost.gflop * 1e9 == 2 * (2 * 16 * 16 * 4)
