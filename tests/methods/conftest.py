@@ -82,6 +82,26 @@ def tiny_lexical_head(bert) -> dict:
             "init_args": {"text_model": str(bert), "chunk_size": 16, "inactive_grad": 1.0}}
 
 
+def check_lexical_vectors(cli) -> tuple:
+    """The dagger baselines' shared checks on a fitted CLI: vocabulary-sized non-negative p_m / p_t of a test batch,
+    scored by raw dot products (no normalisation in the metric or the vectors), the head's tokenizer names the
+    dimensions, FLOPS and L0 logged. Returns (model in eval mode, batch, p_t, p_m)."""
+    import torch
+
+    model = cli.model.eval()
+    vocab = model.lexical_head.text.vocab_size
+    batch = next(iter(cli.datamodule.test_dataloader()))
+    p_m = model.encode_motion(batch["motion"], batch["mask"])
+    p_t = model.encode_text(batch["text"])
+    assert p_m.shape == (len(batch["key"]), vocab) and p_t.shape == (len(batch["text"]), vocab)
+    assert (p_m >= 0).all() and (p_t >= 0).all() and (p_m > 0).any()
+    assert model.retrieval_normalize is False and model.test_metric.normalize is False
+    assert not torch.allclose(p_t.norm(dim=-1), torch.ones(len(p_t)))
+    assert model.vocab_tokenizer is model.lexical_head.text.tokenizer
+    assert {"train/flops_t", "train/flops_m", "train/l0_m"} <= set(cli.trainer.logged_metrics)
+    return model, batch, p_t, p_m
+
+
 def fit_tiny(model: dict, root, tmp_path_factory, name: str, steps: int = 3):
     """Fit ``model`` for ``steps`` steps (one validation batch) on the dataset at ``root``: the CLI objects, with the
     config file as ``config_path``."""

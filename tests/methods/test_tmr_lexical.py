@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest_text import tiny_bert_dir
 
-from .conftest import fit_tiny, tiny_lexical_head, tiny_tmr_config
+from .conftest import check_lexical_vectors, fit_tiny, tiny_lexical_head, tiny_tmr_config
 
 
 def _dagger_tmr(bert) -> dict:
@@ -23,19 +23,7 @@ def dagger(h3d_root, tmp_path_factory):
 
 
 def test_vectors_are_lexical_and_trained_on_raw_dot_products(dagger):
-    model = dagger.model.eval()
-    vocab = model.lexical_head.text.vocab_size
-    batch = next(iter(dagger.datamodule.test_dataloader()))
-    p_m = model.encode_motion(batch["motion"], batch["mask"])
-    p_t = model.encode_text(batch["text"])
-    assert p_m.shape == (len(batch["key"]), vocab) and p_t.shape == (len(batch["text"]), vocab)
-    assert (p_m >= 0).all() and (p_t >= 0).all() and (p_m > 0).any()
-    # raw dot products: the retrieval metric does not normalise, the vectors are not unit length
-    assert model.retrieval_normalize is False and model.test_metric.normalize is False
-    assert not torch.allclose(p_t.norm(dim=-1), torch.ones(len(p_t)))
-    assert model.vocab_tokenizer is model.lexical_head.text.tokenizer
-    logged = set(dagger.trainer.logged_metrics)
-    assert {"train/flops_t", "train/flops_m", "train/l0_m"} <= logged
+    check_lexical_vectors(dagger)
 
 
 def test_head_receives_gradients_and_lm_head_stays_frozen(dagger):
