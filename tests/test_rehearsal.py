@@ -86,3 +86,23 @@ def test_clock_brackets_one_step_with_the_cost_counters(tmp_path):
             assert clock.cost.gflop is None and clock.frames is None
         else:  # (2 x 8 tokens) x 16 -> 4: forward 2*16*16*4, backward the weight gradient only
             assert clock.frames == [2, 8] and clock.cost.gflop * 1e9 == 2 * (2 * 16 * 16 * 4)
+
+
+def test_lexical_memory_step_cases_have_no_logit_tensor_column():
+    rows = [{"case": "phase2_ckpt", "device": "cpu", "tokens": 196 * 22, "batch": b, "peak_mb": 50.0 + 2.0 * b}
+            for b in (2, 4)]
+    line = lexical_memory.table(rows).splitlines()[2]
+    assert line.startswith("| phase2_ckpt | cpu | 4312 |") and line.endswith("| 306 | 178 |  |")
+
+
+def test_full_size_lexical_configs_checkpoint_the_motion_encoder():
+    """Phases 2-4 and captioning train the motion encoder over 196 x 22 joint tokens per clip: without checkpointing
+    their batch of 64 needs 55-130 GB (docs/scale.md §5)."""
+    import yaml
+
+    from motion_text.cli import resolve_config
+
+    for name in ("lexical_phase2", "lexical_phase3", "lexical_phase4", "lexical_caption"):
+        for suffix in ("", "_kitml"):
+            init = yaml.safe_load(open(resolve_config(f"{name}{suffix}.yaml")))["model"]["init_args"]
+            assert init["motion_checkpointing"] is True, name + suffix

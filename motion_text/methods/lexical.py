@@ -69,6 +69,10 @@ class LexicalPretraining(RetrievalMethod):
         exact gradient; see :func:`motion_text.models.heads.lexical.saturate`). A term whose logit is negative for
         every motion token otherwise never receives a gradient, so a motion encoder trained from scratch keeps the
         unrelated words its first tokens happen to activate. Values are unchanged (same p_m, same sparsity).
+    motion_checkpointing: activation checkpointing of the motion encoder's blocks (same outputs and gradients, one
+        more forward pass; see :class:`SpatioTemporalEncoder`). The blocks run over every frame x joint token
+        (T x J = 196 x 22 at HumanML3D's longest clips): without it one sample's blocks keep ~0.8 GB for the backward
+        pass (twice in phase 2), so the paper's batch of 64 needs ~55-130 GB; the full-size configs turn it on.
     decoder_layers: depth of the bottleneck decoder.
     lambda_*: loss weights (paper defaults; ``lambda_flops_motion``, FLOPS on p_m, defaults to ``lambda_flops``, as
         SPLADE weighs queries and documents separately); ``text_mask_ratio`` (30 %), decoder curricula ``dec_mask``
@@ -86,7 +90,7 @@ class LexicalPretraining(RetrievalMethod):
 
     def __init__(self, phase: int = 1, text_model: str = "bert-base-uncased", text_max_length: int = 64,
                  motion_dim: int = 256, motion_depth: int = 4, motion_heads: int = 8, max_tokens_t: int | None = None,
-                 motion_dropout: float = 0.1, motion_inactive_grad: float = 0.0,
+                 motion_dropout: float = 0.1, motion_inactive_grad: float = 0.0, motion_checkpointing: bool = False,
                  decoder_layers: int = 2, chunk_size: int = 64, lambda_mlm: float = 0.1, lambda_dec: float = 1.0,
                  lambda_flops: float = 1e-4, lambda_flops_motion: float | None = None, text_mask_ratio: float = 0.3,
                  dec_mask_start: float | None = None,
@@ -109,7 +113,7 @@ class LexicalPretraining(RetrievalMethod):
         h = self.text.dim
         self.motion_encoder = SpatioTemporalEncoder(self.num_joints, 3, dim=motion_dim, out_dim=h, depth=motion_depth,
                                                     num_heads=motion_heads, max_tokens_t=max_tokens_t,
-                                                    dropout=motion_dropout)
+                                                    dropout=motion_dropout, checkpointing=motion_checkpointing)
         self.lexical_head = LexicalHead(self.text.lm_head, chunk_size=chunk_size)
         self.decoder = BottleneckDecoder(h, self.text.lm_head, num_layers=decoder_layers,
                                          max_len=text_max_length + 2)

@@ -147,3 +147,42 @@ def test_block_matches_per_sequence_reference():
     frame_mask[1, 4:] = False
     with torch.no_grad():
         torch.testing.assert_close(block(x, frame_mask), _reference_block(block, x, frame_mask), atol=1e-5, rtol=1e-5)
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass while ``fn()`` runs (each storage once)."""
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, sum(storages.values())
+
+
+def test_checkpointing_keeps_outputs_and_gradients_and_saves_less():
+    """Training mode with dropout: the recomputed branches replay the same dropout draws, so outputs and every
+    gradient equal the plain forward's; autograd keeps far fewer activations (the branch inputs only)."""
+    x = torch.randn(3, 9, J, C_IN)
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[2, 5:] = False
+    results = []
+    for checkpointing in (False, True):
+        enc = make_encoder(dropout=0.3, checkpointing=checkpointing).train()
+        torch.manual_seed(7)
+        (tokens, _), saved = _saved_bytes(lambda: enc(x, mask))
+        (tokens.square().sum()).backward()
+        grads = {n: p.grad.clone() for n, p in enc.named_parameters()}
+        results.append((tokens.detach(), grads, saved))
+    (t0, g0, s0), (t1, g1, s1) = results
+    assert torch.equal(t0, t1)
+    assert g0.keys() == g1.keys()
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert s1 < s0 / 3, (s0, s1)
+    # inference (no grad) never recomputes: the flag changes nothing there
+    enc = make_encoder(checkpointing=True)
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x, mask)[0], make_encoder()(x, mask)[0], rtol=0, atol=0)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = ["SpatioTemporalEncoder", "masked_temporal_pool"]
 
@@ -70,11 +71,25 @@ class _Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, frame_mask: Tensor) -> Tensor:
-        """x (B, T, J, C), frame_mask (B, T) bool (True = valid key) -> (B, T, J, C)."""
-        x = x + self.drop(self.attn_s(self.norm_s(x)))
-        x = x + self.drop(self.attn_t(self.norm_t(x), frame_mask))
-        return x + self.mlp(self.norm_m(x))
+    def _spatial(self, x: Tensor) -> Tensor:
+        return self.drop(self.attn_s(self.norm_s(x)))
+
+    def _temporal(self, x: Tensor, frame_mask: Tensor) -> Tensor:
+        return self.drop(self.attn_t(self.norm_t(x), frame_mask))
+
+    def _mlp(self, x: Tensor) -> Tensor:
+        return self.mlp(self.norm_m(x))
+
+    def forward(self, x: Tensor, frame_mask: Tensor, checkpointing: bool = False) -> Tensor:
+        """x (B, T, J, C), frame_mask (B, T) bool (True = valid key) -> (B, T, J, C). ``checkpointing``: each of the
+        three residual branches keeps only its input and is run again in the backward pass."""
+        if not checkpointing:
+            x = x + self._spatial(x)
+            x = x + self._temporal(x, frame_mask)
+            return x + self._mlp(x)
+        x = x + checkpoint(self._spatial, x, use_reentrant=False)
+        x = x + checkpoint(self._temporal, x, frame_mask, use_reentrant=False)
+        return x + checkpoint(self._mlp, x, use_reentrant=False)
 
 
 def masked_temporal_pool(x: Tensor, mask: Tensor, stride: int) -> tuple[Tensor, Tensor]:
@@ -141,6 +156,13 @@ class SpatioTemporalEncoder(nn.Module):
         whole vocabulary. The window length depends only on the padded length T of the batch, so
         outputs do not depend on other samples; adding padding frames changes the outputs only when it
         changes the window length (never without pooling).
+    checkpointing : bool
+        Activation checkpointing of each block's three residual branches (spatial attention, temporal attention,
+        MLP; ``torch.utils.checkpoint``): in training a branch keeps only its input and runs again in the backward
+        pass (dropout draws replayed), so outputs and gradients are those of the plain forward while the activations
+        kept for the backward pass shrink from about 24 (B, T, J, ``dim``) tensors plus the attention maps per block
+        to three, and the recomputation holds one branch at a time. Costs one more forward pass of the blocks
+        (docs/scale.md §5: at T = 196 frames x 22 joints one sample's blocks keep ~0.8 GB without it).
 
     Notes
     -----
@@ -161,6 +183,7 @@ class SpatioTemporalEncoder(nn.Module):
         dropout: float = 0.1,
         max_len: int = 512,
         max_tokens_t: int | None = None,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         for name, value in dict(
@@ -178,6 +201,7 @@ class SpatioTemporalEncoder(nn.Module):
         self.out_dim = out_dim
         self.max_len = max_len
         self.max_tokens_t = max_tokens_t
+        self.checkpointing = checkpointing
         self.input_proj = nn.Linear(in_dim, dim)
         self.joint_embed = nn.Parameter(torch.zeros(1, 1, num_joints, dim))  # P^S, broadcast over b, t
         self.time_embed = nn.Parameter(torch.zeros(1, max_len, 1, dim))  # P^T, broadcast over b, j
@@ -219,8 +243,9 @@ class SpatioTemporalEncoder(nn.Module):
         h = self.embed_drop(h)
         # keys for temporal attention; a clip with no valid frame attends to all frames (avoids NaN)
         key_mask = mask | ~mask.any(dim=1, keepdim=True)
+        recompute = self.checkpointing and torch.is_grad_enabled()
         for block in self.blocks:
-            h = block(h, key_mask)
+            h = block(h, key_mask, checkpointing=recompute)
         h = self.norm(h)
         if self.max_tokens_t is not None:
             h, mask = masked_temporal_pool(h, mask, math.ceil(t / self.max_tokens_t))
