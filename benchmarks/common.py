@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["Row", "device", "devices", "per_device", "sync", "timed", "interleaved", "matmul_rate", "machine", "write_report",
-           "results_table", "RESULTS_DIR"]
+           "results_table", "RESULTS_DIR", "StepCost", "StepClock", "bare_trainer", "peak_rss_mb", "reset_peak_rss"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -133,6 +133,83 @@ def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bare_trainer(max_steps: int, callbacks: list, root: str):
+    """A Trainer that only trains: ``max_steps`` steps, no validation, logger, checkpoints, progress bar or summary."""
+    import lightning as L
+
+    return L.Trainer(max_steps=max_steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     callbacks=callbacks, default_root_dir=root, use_distributed_sampler=False, devices=1)
+
+
+class StepClock:
+    """Lightning callback: time of the module's ``setup`` (caption encoding) and of every training step; with
+    ``cost_step``, the :class:`StepCost` of that step (so the other steps run without the counters)."""
+
+    def __new__(cls, cost_step: int | None = None):
+        import lightning as L
+
+        class Clock(L.Callback):
+            def __init__(self) -> None:
+                self.t_setup = self.t_fit_start = None
+                self.step_times: list[float] = []
+                self.cost, self.cost_step, self.frames = StepCost(), cost_step, None
+
+            def setup(self, trainer, pl_module, stage) -> None:  # called before the LightningModule's setup
+                self.t_setup = time.perf_counter()
+
+            def on_fit_start(self, trainer, pl_module) -> None:
+                self.t_fit_start = time.perf_counter()
+
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+                if self.cost_step is not None and trainer.global_step == self.cost_step:
+                    self.frames = list(batch["motion"].shape[:2]) if "motion" in batch else None
+                    self.cost.start(pl_module)
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                self.step_times.append(time.perf_counter())
+                if self.cost_step is not None and trainer.global_step == self.cost_step + 1:
+                    self.cost.stop()
+
+            @property
+            def module_setup_s(self) -> float:
+                return self.t_fit_start - self.t_setup
+
+        return Clock()
+
+
+class StepCost:
+    """Cost of one training step (forward + backward + optimiser step): GFLOP of its matrix products
+    (``torch.utils.flop_counter``) and MB of the tensors autograd saves for the backward pass (each storage once, parameters left out).
+    ``start()`` / ``stop()`` bracket the step (:class:`_Clock` calls them around one step of the fit)."""
+
+    def __init__(self) -> None:
+        self.storages: dict[int, int] = {}
+        self.flops = self.gflop = self.saved_mb = None
+
+    def _pack(self, t):
+        st = t.untyped_storage()
+        self.storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    def start(self, module) -> None:
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        self.params = {p.untyped_storage().data_ptr() for p in module.parameters()}  # weights are not activations
+        self.counter = FlopCounterMode(display=False)
+        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self.counter.__enter__()
+        self.hooks.__enter__()
+
+    def stop(self) -> None:
+        self.hooks.__exit__(None, None, None)
+        self.counter.__exit__(None, None, None)
+        self.flops = self.counter.get_total_flops()
+        self.gflop = self.flops / 1e9
+        self.saved_mb = sum(n for ptr, n in self.storages.items() if ptr not in self.params) / 2**20
 
 
 def machine() -> dict:

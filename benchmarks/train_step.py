@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import Row, devices, interleaved, timed
+from benchmarks.common import Row, StepCost, devices, interleaved, timed
 
 TARGET = 0.40
 MM_SIZE = 2048
@@ -83,12 +82,14 @@ def make_step(model: nn.Module, args: tuple, opt: torch.optim.Optimizer | None =
 
 def step_flops(model: nn.Module, args: tuple) -> int:
     """FLOPs of forward + backward (the optimizer's elementwise update is not counted)."""
-    with FlopCounterMode(display=False) as counter:
-        out = model(*args)
-        out = out[0] if isinstance(out, tuple) else out
-        out.float().square().mean().backward()
+    cost = StepCost()
+    cost.start(model)
+    out = model(*args)
+    out = out[0] if isinstance(out, tuple) else out
+    out.float().square().mean().backward()
+    cost.stop()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return cost.flops
 
 
 def measure(case: Case, dev: torch.device, repeats: int) -> dict:

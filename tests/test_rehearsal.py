@@ -1,7 +1,7 @@
 """The full-size rehearsal tooling (``benchmarks/rehearsal.py``, ``benchmarks/lexical_memory.py``): config swaps and
 tables (the measurements themselves are only produced by running the benchmarks, see docs/scale.md)."""
 
-from benchmarks import lexical_memory, rehearsal
+from benchmarks import common, lexical_memory, rehearsal
 
 
 def test_only_the_text_models_are_swapped():
@@ -34,7 +34,7 @@ def test_step_cost_counts_matmul_flops_and_saved_activations():
 
     lin = torch.nn.Linear(64, 32)
     x = torch.randn(8, 64)
-    cost = rehearsal.StepCost()
+    cost = common.StepCost()
     cost.start(lin)
     lin(x).sum().backward()
     cost.stop()
@@ -79,8 +79,8 @@ def test_clock_brackets_one_step_with_the_cost_counters(tmp_path):
     data = [{"motion": torch.randn(2, 8, 16)} for _ in range(4)]
     loader = torch.utils.data.DataLoader(data, batch_size=None)
     for cost_step in (2, None):  # the timed run counts its last step; the second run counts nothing
-        clock = rehearsal._Clock(cost_step=cost_step)
-        rehearsal._trainer(3, [clock], str(tmp_path)).fit(Tiny(), loader)
+        clock = common.StepClock(cost_step=cost_step)
+        common.bare_trainer(3, [clock], str(tmp_path)).fit(Tiny(), loader)
         assert len(clock.step_times) == 3
         if cost_step is None:
             assert clock.cost.gflop is None and clock.frames is None
