@@ -135,13 +135,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bare_trainer(max_steps: int, callbacks: list, root: str):
+def bare_trainer(max_steps: int, callbacks: list, root: str, **kwargs):
     """A Trainer that only trains: ``max_steps`` steps, no validation, logger, checkpoints, progress bar or summary."""
     import lightning as L
 
     return L.Trainer(max_steps=max_steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     callbacks=callbacks, default_root_dir=root, use_distributed_sampler=False, devices=1)
+                     callbacks=callbacks, default_root_dir=root, use_distributed_sampler=False, devices=1, **kwargs)
 
 
 class StepClock:

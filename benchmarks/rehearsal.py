@@ -12,7 +12,8 @@ then measures, in a fresh interpreter per config:
   as a second ``motion-text fit`` would be) with the same ``text_cache_dir`` when the config takes one;
 * ``steps_per_s``: optimisation steps per second with the config's batch size over ``--steps`` steps (the first 5,
   warm-up, excluded), data loading included, without validation, checkpoints or logger;
-* ``test_s``: ``trainer.test`` over the whole test split (``--no-test`` skips it);
+* ``test_s``: ``trainer.test`` over the whole test split (``--no-test`` skips it; ``--test-batches K`` runs the first
+  K batches and extrapolates to the split's batches, for models whose whole test run would take hours here);
 * ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included);
 * ``gflop_step``, ``saved_mb``, ``frames``: the cost of the fit's last training step (:class:`benchmarks.common.StepCost`):
   matrix-product FLOPs of forward + backward (``torch.utils.flop_counter``), the activations autograd keeps for the
@@ -122,9 +123,15 @@ def child(ns: argparse.Namespace) -> dict:
         if ns.test:
             dm.setup("test")
             row["test_items"] = len(dm.datasets["test"])
+            if ns.test_batches:  # the first batches only, the whole split's time extrapolated from them
+                n = len(dm.test_dataloader())
+                trainer = bare_trainer(1, [], tmp, limit_test_batches=ns.test_batches)
             t = time.perf_counter()
             trainer.test(model, dm, verbose=False)
             row["test_s"] = time.perf_counter() - t
+            if ns.test_batches:
+                k = min(ns.test_batches, n)
+                row.update(test_batches=[k, n], test_s=f"≈ {row['test_s'] * n / k:.0f} ({k} of {n} batches)")
     row["peak_rss_mb"] = peak_rss_mb()
     return row
 
@@ -159,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-text-cache", dest="text_cache", action="store_false",
                     help="do not pass text_cache_dir (the configs' default: captions encoded again every run)")
     ap.add_argument("--no-test", dest="test", action="store_false")
+    ap.add_argument("--test-batches", type=int, default=0,
+                    help="test on the first N batches only and extrapolate the time to the whole split")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the JSON rows")
     ap.add_argument("--tag", default="", help="suffix of the row file (e.g. the data size)")
     ap.add_argument("--table", action="store_true", help="print the markdown table of the rows in --out and exit")
@@ -183,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "benchmarks.rehearsal", "--child", "--config", config, "--data-root",
                ns.data_root, "--data-name", ns.data_name, "--steps", str(ns.steps), "--threads", str(ns.threads),
                "--text-model", ns.text_model, *([] if ns.text_cache else ["--no-text-cache"]),
-               *([] if ns.test else ["--no-test"]), *extra]
+               *([] if ns.test else ["--no-test"]), "--test-batches", str(ns.test_batches), *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-4000:], file=sys.stderr)
@@ -191,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         env_prefix = [f"{k}={os.environ[k]}" for k in _RECORDED_ENV if k in os.environ]
         row["command"] = " ".join([*env_prefix, "python -m benchmarks.rehearsal", "--config", config, "--data-root", ns.data_root,
-                                   "--data-name", ns.data_name, "--steps", str(ns.steps), *extra])
+                                   "--data-name", ns.data_name, "--steps", str(ns.steps),
+                                   *([] if ns.test else ["--no-test"]),
+                                   *(["--test-batches", str(ns.test_batches)] if ns.test_batches else []), *extra])
         name = Path(config).stem + (f"_{ns.tag}" if ns.tag else "")
         (out / f"{name}.json").write_text(json.dumps(row, indent=1))
         rows.append(row)
