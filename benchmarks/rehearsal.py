@@ -77,6 +77,12 @@ def build(config: str, data_name: str, data_root: str, text_model: str, extra: l
     return cli
 
 
+def _encodes_captions(model) -> bool:
+    """Whether the method's ``setup`` encodes the captions with a frozen text model or a sentence model
+    (:meth:`RetrievalMethod.setup`; the lexical method trains its text model: nothing to encode or cache)."""
+    return hasattr(getattr(model, "text_model", None), "precompute") or getattr(model, "sentence_model", None) is not None
+
+
 def child(ns: argparse.Namespace) -> dict:
     import torch
 
@@ -109,7 +115,7 @@ def child(ns: argparse.Namespace) -> dict:
         row["fit_rss_mb"] = peak_rss_mb()
         row.update(gflop_step=clock.cost.gflop, saved_mb=clock.cost.saved_mb, frames=clock.frames,
                    gflops=clock.cost.gflop * row["steps_per_s"], matmul_gflops=matmul_rate(model.device) / 1e9)
-        if hasattr(model, "text_cache_dir"):
+        if _encodes_captions(model):
             # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
             cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
             clock2 = StepClock()
