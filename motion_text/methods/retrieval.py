@@ -96,16 +96,27 @@ class RetrievalMethod(MotionTextMethod):
             return
         texts = sorted({c for ds in dm.datasets.values() for src in ds.sources for it in src.items
                         for c in it.captions})
-        text_model = getattr(self, "text_model", None)
-        if text_model is not None and hasattr(text_model, "precompute"):
-            n = text_model.precompute(texts)
+        if self._frozen_text_model():
+            n = self.text_model.precompute(texts)
             if n:
                 log.info("encoded %d captions with the frozen text model", n)
-        if self.sentence_model is not None and (getattr(self, "filter_threshold", None) is not None
-                                                or "threshold" in self.protocols + self.val_protocols
-                                                or getattr(self, "needs_sentence_embeddings", False)):
+        if self._uses_sentence_model():
             self.sentence_embeddings(texts[:1])
             self._sentence_encoder.precompute(texts)
+
+    def _frozen_text_model(self) -> bool:
+        return hasattr(getattr(self, "text_model", None), "precompute")
+
+    def _uses_sentence_model(self) -> bool:
+        return self.sentence_model is not None and (getattr(self, "filter_threshold", None) is not None
+                                                    or "threshold" in self.protocols + self.val_protocols
+                                                    or getattr(self, "needs_sentence_embeddings", False))
+
+    @property
+    def encodes_captions(self) -> bool:
+        """Whether :meth:`setup` encodes every caption with a frozen model (the method's text model, the sentence
+        model of protocol (b) / negative filtering), the work ``text_cache_dir`` keeps on disk."""
+        return self._frozen_text_model() or self._uses_sentence_model()
 
     def on_test_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)

