@@ -26,17 +26,41 @@ sizes (phase 1: 128, phase 4: 64) through a line fitted to the two batch sizes, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 
-from benchmarks.common import peak_rss_mb, reset_peak_rss
+from benchmarks.common import StepCost, peak_rss_mb, reset_peak_rss
 
 VOCAB, HIDDEN, TEXT_LEN, MOTION_TOKENS = 30522, 768, 32, 16 * 22
 FRAMES, JOINTS = 196, 22
 STEP_CASES = tuple(f"phase{p}{c}" for p in (2, 3, 4) for c in ("", "_ckpt"))
 CASES = ("mlm", "pool_text", "pool_motion", "pool_motion_chunked", "pool_motion_dense", *STEP_CASES)
+
+
+@contextlib.contextmanager
+def peak_memory(dev):
+    """Peak memory of the block in MB, in the yielded dict's ``mb``: CUDA's peak allocation over the start, or on the
+    CPU the rise of the resident set's high-water mark (reset at the start)."""
+    import torch
+
+    out: dict = {}
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        reset_peak_rss()
+        base = peak_rss_mb()
+    yield out
+    if cuda:
+        torch.cuda.synchronize()
+        out["mb"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        out["mb"] = peak_rss_mb() - base
 
 
 def phase_step(case: str, batch: int, device: str) -> dict:
@@ -61,35 +85,15 @@ def phase_step(case: str, batch: int, device: str) -> dict:
     batch_ = {"joints": torch.randn(batch, FRAMES, JOINTS, 3, device=dev),
               "mask": torch.ones(batch, FRAMES, dtype=torch.bool, device=dev),
               "text": ["a person walks forward, turns around and sits down on a chair"] * batch}
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in params:
-            storages[st.data_ptr()] = st.nbytes()
-        return t
-
-    cuda = dev.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        reset_peak_rss()
-        base = peak_rss_mb()
+    cost = StepCost(flops=False)  # counts the tensors autograd saves, parameters left out
     t = time.perf_counter()
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), \
-            torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+    with peak_memory(dev) as peak, torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        cost.start(model)
         loss = model.phase_losses(batch_)["loss"]
-    loss.backward()
-    if cuda:
-        torch.cuda.synchronize()
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = peak_rss_mb() - base
-    return {"case": case, "batch": batch, "tokens": FRAMES * JOINTS, "device": device, "peak_mb": peak,
-            "saved_mb": sum(storages.values()) / 2**20, "step_s": time.perf_counter() - t,
+        cost.stop()
+        loss.backward()
+    return {"case": case, "batch": batch, "tokens": FRAMES * JOINTS, "device": device, "peak_mb": peak["mb"],
+            "saved_mb": cost.saved_mb, "step_s": time.perf_counter() - t,
             "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_")}
 
 
@@ -109,15 +113,7 @@ def child(case: str, batch: int, device: str) -> dict:
     n = TEXT_LEN if case in ("mlm", "pool_text") else MOTION_TOKENS
     x = torch.randn(batch, n, HIDDEN, device=dev, requires_grad=True)
     mask = torch.ones(batch, n, dtype=torch.bool, device=dev)
-    cuda = dev.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        reset_peak_rss()
-        base = peak_rss_mb()
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+    with peak_memory(dev) as peak, torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
         if case == "mlm":
             sel = torch.rand(batch, n, device=dev) < 0.3
             logits = head(x[sel])  # (n_masked, V), as LexicalPretraining computes it
@@ -126,13 +122,8 @@ def child(case: str, batch: int, device: str) -> dict:
             loss = torch.log1p(torch.relu(head(x).amax(dim=1))).sum()
         else:
             loss = lexical_pool(head, x, mask, fused=case != "pool_motion_chunked").sum()
-    loss.backward()
-    if cuda:
-        torch.cuda.synchronize()
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = peak_rss_mb() - base
-    return {"case": case, "batch": batch, "tokens": n, "device": device, "peak_mb": peak}
+        loss.backward()
+    return {"case": case, "batch": batch, "tokens": n, "device": device, "peak_mb": peak["mb"]}
 
 
 def measure(case: str, batch: int, device: str) -> dict:
