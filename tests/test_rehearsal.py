@@ -97,7 +97,7 @@ def test_lexical_memory_step_cases_have_no_logit_tensor_column():
 
 def test_full_size_lexical_configs_checkpoint_the_motion_encoder():
     """Phases 2-4 and captioning train the motion encoder over 196 x 22 joint tokens per clip: without checkpointing
-    their batch of 64 needs 55-130 GB (docs/scale.md §5)."""
+    their batch of 64 needs 57-125 GiB (docs/scale.md §4)."""
     import yaml
 
     from motion_text.cli import resolve_config

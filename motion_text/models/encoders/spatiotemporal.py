@@ -162,7 +162,7 @@ class SpatioTemporalEncoder(nn.Module):
         pass (dropout draws replayed), so outputs and gradients are those of the plain forward while the activations
         kept for the backward pass shrink from about 24 (B, T, J, ``dim``) tensors plus the attention maps per block
         to three, and the recomputation holds one branch at a time. Costs one more forward pass of the blocks
-        (docs/scale.md §5: at T = 196 frames x 22 joints one sample's blocks keep ~0.8 GB without it).
+        (docs/scale.md §4: at T = 196 frames x 22 joints one sample's blocks keep ~0.9 GB without it).
 
     Notes
     -----
