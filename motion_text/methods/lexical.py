@@ -71,7 +71,7 @@ class LexicalPretraining(RetrievalMethod):
         unrelated words its first tokens happen to activate. Values are unchanged (same p_m, same sparsity).
     motion_checkpointing: activation checkpointing of the motion encoder's blocks (same outputs and gradients, one
         more forward pass; see :class:`SpatioTemporalEncoder`). The blocks run over every frame x joint token
-        (T x J = 196 x 22 at HumanML3D's longest clips): without it one sample's blocks keep ~0.8 GB for the backward
+        (T x J = 196 x 22 at HumanML3D's longest clips): without it one sample's blocks keep ~0.9 GB for the backward
         pass (twice in phase 2), so the paper's batch of 64 needs 57-125 GiB; the full-size configs turn it on.
     decoder_layers: depth of the bottleneck decoder.
     lambda_*: loss weights (paper defaults; ``lambda_flops_motion``, FLOPS on p_m, defaults to ``lambda_flops``, as
